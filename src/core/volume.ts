@@ -1,0 +1,345 @@
+import type { VolumeRef } from '../drivers/spi.js';
+import { invalidArgument, invalidState, unsupported } from '../util/errors.js';
+import { newId } from '../util/names.js';
+import { parseSize } from '../util/size.js';
+import { parseWith } from '../util/zod.js';
+import { Connection, connectLocked } from './connection.js';
+import { attempt, type Engine, failure, lockKey, mustGet, nameKey, save } from './engine.js';
+import {
+  type ConnectOptions,
+  type CreateSnapshotOptions,
+  connectOptionsSchema,
+  type DerivedVolumeOptions,
+  type ForceOptions,
+  forceOptionsSchema,
+  parseCreateSnapshot,
+  parseDerivedVolume,
+} from './options.js';
+import {
+  baseFields,
+  type HostConnector,
+  hostConnectorSchema,
+  type SnapshotRecord,
+  type VolumeRecord,
+} from './records.js';
+import { Snapshot } from './snapshot.js';
+import { assertStatus } from './states.js';
+
+/** Driver view of a volume record. */
+export const volumeRef = (r: VolumeRecord): VolumeRef => ({
+  id: r.id,
+  name: r.name,
+  size: r.size,
+  driverData: r.driverData,
+});
+
+/**
+ * A volume: a block device's worth of storage on a backend. Objects are views of the state
+ * store: every operation re-reads the record under the volume's lock, so two processes
+ * working on the same volume take turns.
+ * @example
+ * const vol = await backend.createVolume({ size: '1GiB' });
+ * const att = await vol.attach();           // e.g. /dev/loop3
+ * await vol.detach();
+ * await vol.delete();
+ */
+export class Volume {
+  /** @internal */
+  readonly engine: Engine;
+  private rec: VolumeRecord;
+
+  /** @internal */
+  constructor(engine: Engine, record: VolumeRecord) {
+    this.engine = engine;
+    this.rec = record;
+  }
+
+  get id(): string {
+    return this.rec.id;
+  }
+  get name(): string | null {
+    return this.rec.name;
+  }
+  get description(): string | null {
+    return this.rec.description;
+  }
+  /** Size in bytes. */
+  get size(): number {
+    return this.rec.size;
+  }
+  get status(): VolumeRecord['status'] {
+    return this.rec.status;
+  }
+  /** `attached` while at least one connection has a local device. */
+  get attachStatus(): VolumeRecord['attachStatus'] {
+    return this.rec.attachStatus;
+  }
+  /** Name of the backend the volume lives on. */
+  get backendName(): string {
+    return this.rec.backend;
+  }
+  get metadata(): Record<string, string> {
+    return { ...this.rec.metadata };
+  }
+  get extraSpecs(): Record<string, string> {
+    return { ...this.rec.extraSpecs };
+  }
+  /** The last failed operation on this volume, if any. */
+  get lastError(): VolumeRecord['lastError'] {
+    return this.rec.lastError;
+  }
+  get sourceVolumeId(): string | null {
+    return this.rec.sourceVolumeId;
+  }
+  get sourceSnapshotId(): string | null {
+    return this.rec.sourceSnapshotId;
+  }
+  get createdAt(): string {
+    return this.rec.createdAt;
+  }
+  /** A copy of the stored record. */
+  get record(): VolumeRecord {
+    return structuredClone(this.rec);
+  }
+
+  /** Re-reads the volume from the state store. @throws CairnError NOT_FOUND once deleted */
+  async refresh(): Promise<this> {
+    this.rec = await mustGet(this.engine, 'volume', this.id);
+    return this;
+  }
+
+  /** Snapshots of this volume, oldest first. */
+  async snapshots(): Promise<Snapshot[]> {
+    const records = await this.engine.store.list('snapshot', { volumeId: this.id });
+    return records.map((r) => new Snapshot(this.engine, r));
+  }
+
+  /** Connections (exports to hosts) of this volume. */
+  async connections(): Promise<Connection[]> {
+    const records = await this.engine.store.list('connection', { volumeId: this.id });
+    return records.map((r) => new Connection(this.engine, r));
+  }
+
+  /**
+   * A new volume with this volume's data, on the same backend.
+   * @example const copy = await vol.clone({ name: 'copy', onProgress: (f) => console.log(f) });
+   */
+  async clone(options: DerivedVolumeOptions = {}): Promise<Volume> {
+    const o = parseDerivedVolume(options);
+    const backend = this.engine.backend(this.rec.backend);
+    let source = this.rec;
+    return backend.createFrom(
+      { ...o, sourceVolumeId: this.id },
+      {
+        locks: [lockKey('volume', this.id)],
+        check: async (requested) => {
+          source = await mustGet(this.engine, 'volume', this.id);
+          assertStatus('volume', this.id, source.status, ['available', 'in-use'], 'clone');
+          return sizeFromSource(requested, source.size, 'source volume');
+        },
+        make: (ref, onProgress) => backend.driver.cloneVolume(ref, volumeRef(source), onProgress),
+        onProgress: o.onProgress,
+      },
+    );
+  }
+
+  /**
+   * Takes a snapshot: a point-in-time copy that later writes to the volume don't change.
+   * @throws CairnError INVALID_STATE unless the volume is available or in use
+   */
+  async createSnapshot(options: CreateSnapshotOptions = {}): Promise<Snapshot> {
+    const o = parseCreateSnapshot(options);
+    const { engine } = this;
+    const backend = engine.backend(this.rec.backend);
+    if (!backend.capabilities.snapshots)
+      throw unsupported(`backend ${backend.name} does not support snapshots`);
+    const id = o.id ?? newId();
+    const keys = [lockKey('volume', this.id), lockKey('snapshot', id)];
+    if (o.name) keys.push(nameKey(backend.name, 'snapshot', o.name));
+    return engine.locks.withLocks(keys, async () => {
+      const volume = await mustGet(engine, 'volume', this.id);
+      assertStatus('volume', this.id, volume.status, ['available', 'in-use'], 'snapshot');
+      if (await engine.store.get('snapshot', id)) throw invalidArgument(`id: snapshot ${id} already exists`);
+      const record: SnapshotRecord = {
+        kind: 'snapshot',
+        ...baseFields(id, backend.name),
+        name: o.name ?? null,
+        description: o.description ?? null,
+        metadata: o.metadata ?? {},
+        status: 'creating',
+        volumeId: volume.id,
+        size: volume.size,
+      };
+      let stored = await engine.store.put(record);
+      const ref = { id, name: record.name, volumeId: volume.id, size: volume.size, driverData: {} };
+      try {
+        const update = await backend.driver.createSnapshot(ref, volumeRef(volume));
+        stored = await save(engine, stored, { status: 'available', driverData: update?.driverData ?? {} });
+      } catch (err) {
+        const cleanup = await attempt(engine, `cleaning up snapshot ${id}`, () =>
+          backend.driver.deleteSnapshot(ref),
+        );
+        if (cleanup === undefined) await engine.store.remove('snapshot', id);
+        else await save(engine, stored, { status: 'error', lastError: failure('create', err) });
+        throw err;
+      }
+      engine.logger.info({ volume: this.id, snapshot: id }, 'snapshot created');
+      return new Snapshot(engine, stored);
+    });
+  }
+
+  /**
+   * Grows the volume to `newSize` (rounded up to the backend's alignment). Local devices of
+   * attached connections on this host are rescanned, so they show the new size.
+   * Growing to the current size does nothing; shrinking is refused.
+   */
+  async extend(newSize: number | bigint | string): Promise<this> {
+    const { engine } = this;
+    const backend = engine.backend(this.rec.backend);
+    const wanted = parseSize(newSize, 'newSize');
+    const size = Math.ceil(wanted / backend.capabilities.sizeAlignment) * backend.capabilities.sizeAlignment;
+    await engine.locks.withLocks([lockKey('volume', this.id)], async () => {
+      let rec = await mustGet(engine, 'volume', this.id);
+      assertStatus('volume', this.id, rec.status, ['available', 'in-use'], 'extend');
+      if (size < rec.size)
+        throw invalidArgument(
+          `newSize: ${wanted} bytes is smaller than the volume (${rec.size} bytes); volumes only grow`,
+        );
+      if (size === rec.size) {
+        this.rec = rec;
+        return;
+      }
+      if (rec.status === 'in-use' && !backend.capabilities.onlineExtend) {
+        throw unsupported(`backend ${backend.name} cannot extend a volume while it is connected`);
+      }
+      const previous = rec.status;
+      rec = await save(engine, rec, { status: 'extending' });
+      try {
+        const update = await backend.driver.extendVolume(volumeRef(rec), size);
+        rec = await save(engine, rec, {
+          status: previous,
+          size: update?.size ?? size,
+          driverData: update?.driverData ?? rec.driverData,
+          lastError: null,
+        });
+      } catch (err) {
+        this.rec = await save(engine, rec, { status: previous, lastError: failure('extend', err) });
+        throw err;
+      }
+      this.rec = rec;
+      for (const c of await engine.store.list('connection', { volumeId: this.id, host: engine.localHost })) {
+        if (c.status === 'attached') await new Connection(engine, c).rescanLocked();
+      }
+    });
+    return this;
+  }
+
+  /**
+   * Deletes the volume from its backend and the state store. Deleting a volume that is gone
+   * already succeeds.
+   * @throws CairnError INVALID_STATE while it has snapshots or connections, or is busy
+   */
+  async delete(options: ForceOptions = {}): Promise<void> {
+    const { force } = parseWith(forceOptionsSchema, options, 'delete options');
+    const { engine } = this;
+    await engine.locks.withLocks([lockKey('volume', this.id)], async () => {
+      let rec = await engine.store.get('volume', this.id);
+      if (!rec) return;
+      const backend = engine.backend(rec.backend);
+      const snapshots = await engine.store.list('snapshot', { volumeId: this.id });
+      if (snapshots.length > 0) {
+        throw invalidState(
+          `volume ${this.id} has ${snapshots.length} snapshot(s) (${snapshots.map((s) => s.id).join(', ')}); delete them first`,
+        );
+      }
+      const connections = await engine.store.list('connection', { volumeId: this.id });
+      if (connections.length > 0) {
+        throw invalidState(
+          `volume ${this.id} is connected to ${connections.map((c) => c.host).join(', ')}; detach or disconnect it first`,
+        );
+      }
+      const allowed = force
+        ? ['available', 'error', 'error_deleting', 'creating', 'extending', 'deleting']
+        : ['available', 'error', 'error_deleting'];
+      assertStatus('volume', this.id, rec.status, allowed, 'delete');
+      if (rec.status !== 'deleting') rec = await save(engine, rec, { status: 'deleting' });
+      try {
+        await backend.driver.deleteVolume(volumeRef(rec));
+      } catch (err) {
+        this.rec = await save(engine, rec, { status: 'error_deleting', lastError: failure('delete', err) });
+        throw err;
+      }
+      await engine.store.remove('volume', this.id);
+      engine.logger.info({ volume: this.id }, 'volume deleted');
+    });
+  }
+
+  /**
+   * Exports the volume to the host `connector` describes (see `cairn.hostConnector()`).
+   * @throws CairnError INVALID_STATE when already connected and the volume is not multi-attach
+   */
+  async connect(connector: HostConnector, options: ConnectOptions = {}): Promise<Connection> {
+    const parsed = parseWith(hostConnectorSchema, connector, 'host connector');
+    const { mode } = parseWith(connectOptionsSchema, options, 'connect options');
+    const record = await this.engine.locks.withLocks([lockKey('volume', this.id)], () =>
+      connectLocked(this.engine, this.id, parsed, mode),
+    );
+    await this.refresh();
+    return new Connection(this.engine, record);
+  }
+
+  /** Removes a connection (detaching it first when attached here). */
+  async disconnect(connection: Connection, options: ForceOptions = {}): Promise<void> {
+    if (connection.volumeId !== this.id)
+      throw invalidArgument(
+        `connection ${connection.id} belongs to volume ${connection.volumeId}, not ${this.id}`,
+      );
+    await connection.disconnect(options);
+    await this.refresh().catch(() => {});
+  }
+
+  /**
+   * Connects the volume to this host and attaches it as a local block device.
+   * @returns the attached connection; its `path` is the device
+   * @throws CairnError INVALID_STATE when the volume is attached already
+   */
+  async attach(options: ConnectOptions = {}): Promise<Connection> {
+    const connector = await this.engine.hostConnector();
+    const connection = await this.connect(connector, options);
+    try {
+      await connection.attach();
+    } catch (err) {
+      await attempt(this.engine, `disconnecting ${connection.id} after a failed attach`, () =>
+        connection.disconnect(),
+      );
+      throw err;
+    }
+    await this.refresh();
+    return connection;
+  }
+
+  /**
+   * Detaches the local device on this host and removes its connection.
+   * @throws CairnError INVALID_STATE when the volume is not attached on this host
+   */
+  async detach(options: ForceOptions = {}): Promise<void> {
+    const mine = (await this.connections()).filter((c) => c.host === this.engine.localHost);
+    if (mine.length === 0)
+      throw invalidState(`volume ${this.id} is not attached on this host (${this.engine.localHost})`);
+    for (const c of mine) await c.disconnect(options);
+    await this.refresh();
+  }
+
+  /** The stored record (connections' secrets are not part of a volume). */
+  toJSON(): VolumeRecord {
+    return this.record;
+  }
+}
+
+/** The size of a volume made from a source: as requested, but never smaller than the source. */
+export function sizeFromSource(requested: number | undefined, sourceSize: number, what: string): number {
+  if (requested === undefined) return sourceSize;
+  if (requested < sourceSize)
+    throw invalidArgument(`size: ${requested} bytes is smaller than the ${what} (${sourceSize} bytes)`);
+  return requested;
+}

@@ -1,0 +1,203 @@
+import { mkdir, open, readdir, stat, statfs, truncate, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { ConnectionInfo, HostConnector } from '../../core/records.js';
+import { insufficientCapacity, invalidArgument, notFound, unsupported } from '../../util/errors.js';
+import { hasCode } from '../../util/fsx.js';
+import { formatSize } from '../../util/size.js';
+import type {
+  BackendStats,
+  Capabilities,
+  Driver,
+  DriverContext,
+  ProgressFn,
+  SnapshotRef,
+  VolumeRef,
+} from '../spi.js';
+import type { FileConfig } from './config.js';
+import { copyVolumeFile, growFile } from './copy.js';
+import { supportsReflink } from './reflink.js';
+
+const MiB = 1024 * 1024;
+
+/** Creates a `file` driver: volumes are raw files in one directory, exported to this host only. */
+export async function createFileDriver(config: FileConfig, ctx: DriverContext): Promise<Driver> {
+  await mkdir(config.path, { recursive: true, mode: 0o700 });
+  const reflink = config.reflink !== 'never' && (await supportsReflink(config.path));
+  if (config.reflink === 'always' && !reflink) {
+    throw unsupported(
+      `backend ${ctx.backendName}: path: ${config.path} is on a file system without reflink support, but reflink is "always"`,
+    );
+  }
+  const thick = config.provisioning === 'thick';
+  const host = hostname();
+  const volumeFile = (id: string) => join(config.path, `volume-${id}`);
+  const snapshotFile = (id: string) => join(config.path, `snapshot-${id}`);
+  const copyOpts = (onProgress?: ProgressFn) => ({ reflink, runner: ctx.runner, onProgress });
+
+  const capabilities: Capabilities = {
+    thin: !thick,
+    snapshots: true,
+    cloneSpeed: reflink ? 'instant' : 'copy',
+    revertToSnapshot: false,
+    multiAttach: false,
+    onlineExtend: true,
+    protocols: ['local'],
+    sizeAlignment: MiB,
+  };
+
+  async function ensureSpace(bytes: number): Promise<void> {
+    if (!thick) return;
+    const fs = await statfs(config.path);
+    const free = fs.bavail * fs.bsize;
+    if (bytes > free) {
+      throw insufficientCapacity(
+        `backend ${ctx.backendName} is thick-provisioned and has ${formatSize(free)} free; ${formatSize(bytes)} requested`,
+      );
+    }
+  }
+
+  async function allocate(path: string, size: number): Promise<void> {
+    if (thick) await ctx.runner.run(['fallocate', '--length', String(size), '--', path]);
+    else await truncate(path, size);
+  }
+
+  /** Runs `make` for a new file and removes the file if it fails, so nothing half-made stays. */
+  async function createFile(path: string, make: () => Promise<void>): Promise<void> {
+    try {
+      await make();
+    } catch (err) {
+      await unlink(path).catch(() => {});
+      throw err;
+    }
+  }
+
+  async function mustExist(path: string, what: string): Promise<void> {
+    try {
+      await stat(path);
+    } catch (err) {
+      if (hasCode(err, 'ENOENT'))
+        throw notFound(`backend ${ctx.backendName}: ${what} file ${path} is missing`);
+      throw err;
+    }
+  }
+
+  function validateConnector(connector: HostConnector): void {
+    if (connector.host !== host) {
+      throw invalidArgument(
+        `backend ${ctx.backendName} (file) exports only to its own host "${host}"; the connector is for host "${connector.host}"`,
+      );
+    }
+  }
+
+  return {
+    capabilities,
+    validateConnector,
+
+    async createVolume(volume: VolumeRef) {
+      await ensureSpace(volume.size);
+      const path = volumeFile(volume.id);
+      const fh = await open(path, 'wx', 0o600);
+      await fh.close();
+      await createFile(path, () => allocate(path, volume.size));
+      return undefined;
+    },
+
+    async cloneVolume(volume, source, onProgress) {
+      await mustExist(volumeFile(source.id), `source volume ${source.id}`);
+      await ensureSpace(volume.size);
+      const path = volumeFile(volume.id);
+      await createFile(path, async () => {
+        await copyVolumeFile(volumeFile(source.id), path, copyOpts(onProgress));
+        await growFile(path, volume.size);
+      });
+      return undefined;
+    },
+
+    async createVolumeFromSnapshot(volume, snapshot: SnapshotRef, onProgress) {
+      await mustExist(snapshotFile(snapshot.id), `snapshot ${snapshot.id}`);
+      await ensureSpace(volume.size);
+      const path = volumeFile(volume.id);
+      await createFile(path, async () => {
+        await copyVolumeFile(snapshotFile(snapshot.id), path, copyOpts(onProgress));
+        await growFile(path, volume.size);
+      });
+      return undefined;
+    },
+
+    async deleteVolume(volume) {
+      await unlink(volumeFile(volume.id)).catch((err) => {
+        if (!hasCode(err, 'ENOENT')) throw err;
+      });
+    },
+
+    async extendVolume(volume, newSize) {
+      const path = volumeFile(volume.id);
+      await mustExist(path, `volume ${volume.id}`);
+      await ensureSpace(newSize - volume.size);
+      await allocate(path, newSize);
+      return undefined;
+    },
+
+    async createSnapshot(snapshot, volume) {
+      await mustExist(volumeFile(volume.id), `volume ${volume.id}`);
+      await ensureSpace(reflink ? 0 : volume.size);
+      const path = snapshotFile(snapshot.id);
+      await createFile(path, () => copyVolumeFile(volumeFile(volume.id), path, copyOpts()));
+      return undefined;
+    },
+
+    async deleteSnapshot(snapshot) {
+      await unlink(snapshotFile(snapshot.id)).catch((err) => {
+        if (!hasCode(err, 'ENOENT')) throw err;
+      });
+    },
+
+    async stats(): Promise<BackendStats> {
+      const fs = await statfs(config.path);
+      let provisioned = 0;
+      let allocated = 0;
+      let volumes = 0;
+      let snapshots = 0;
+      for (const name of await readdir(config.path)) {
+        const isVolume = name.startsWith('volume-');
+        if (!isVolume && !name.startsWith('snapshot-')) continue;
+        const s = await stat(join(config.path, name)).catch(() => null);
+        if (!s) continue;
+        provisioned += s.size;
+        allocated += s.blocks * 512;
+        if (isVolume) volumes++;
+        else snapshots++;
+      }
+      return {
+        totalBytes: fs.blocks * fs.bsize,
+        freeBytes: fs.bavail * fs.bsize,
+        provisionedBytes: provisioned,
+        allocatedBytes: allocated,
+        thin: !thick,
+        volumeCount: volumes,
+        snapshotCount: snapshots,
+      };
+    },
+
+    async exportVolume(volume, connector, mode): Promise<ConnectionInfo> {
+      validateConnector(connector);
+      const path = volumeFile(volume.id);
+      await mustExist(path, `volume ${volume.id}`);
+      return { protocol: 'local', data: { path, host, readOnly: mode === 'ro' } };
+    },
+
+    async unexportVolume() {
+      // A local export is only a path: nothing to undo on the backend.
+    },
+
+    async inventory() {
+      const names = await readdir(config.path);
+      const ids = (prefix: string) =>
+        names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
+      return { volumes: ids('volume-'), snapshots: ids('snapshot-') };
+    },
+
+    async close() {},
+  };
+}

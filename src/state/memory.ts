@@ -1,0 +1,71 @@
+import type { AnyRecord, RecordKind, RecordOf } from '../core/records.js';
+import { alreadyExists, conflict } from '../util/errors.js';
+import type { ListFilter, StateStore } from './spi.js';
+import { byCreation, matches, nameClash } from './util.js';
+
+/**
+ * Keeps everything in this process's memory; the program persists it with `cairn.dump()` and
+ * restores it with `cairn.load()`, as cinderlib's `memory` persistence.
+ */
+export function createMemoryStore(): StateStore {
+  const objects = new Map<string, AnyRecord>();
+  const kv = new Map<string, string>();
+  const keyOf = (kind: RecordKind, id: string) => `${kind}/${id}`;
+  return {
+    kind: 'memory',
+    location: 'memory',
+    async get<K extends RecordKind>(kind: K, id: string) {
+      const r = objects.get(keyOf(kind, id));
+      return r ? (structuredClone(r) as RecordOf<K>) : null;
+    },
+    async list<K extends RecordKind>(kind: K, filter: ListFilter = {}) {
+      const out: RecordOf<K>[] = [];
+      for (const r of objects.values())
+        if (r.kind === kind && matches(r, filter)) out.push(structuredClone(r) as RecordOf<K>);
+      return out.sort(byCreation);
+    },
+    async put<R extends AnyRecord>(record: R) {
+      const current = objects.get(keyOf(record.kind, record.id));
+      if ((current?.version ?? 0) !== record.version || (!current && record.version !== 0)) {
+        throw conflict(
+          `${record.kind} ${record.id} was changed by someone else (version ${current?.version ?? 'none'}, expected ${record.version})`,
+        );
+      }
+      const clash = nameClash(objects.values(), record);
+      if (clash)
+        throw alreadyExists(
+          `a ${record.kind} named "${record.name}" already exists on backend ${record.backend} (${clash.id})`,
+        );
+      const stored = { ...structuredClone(record), version: record.version + 1 };
+      objects.set(keyOf(record.kind, record.id), stored);
+      return structuredClone(stored);
+    },
+    async restore(record) {
+      const clash = nameClash(objects.values(), record);
+      if (clash)
+        throw alreadyExists(
+          `a ${record.kind} named "${record.name}" already exists on backend ${record.backend} (${clash.id})`,
+        );
+      objects.set(keyOf(record.kind, record.id), structuredClone(record));
+    },
+    async remove(kind, id) {
+      return objects.delete(keyOf(kind, id));
+    },
+    async getKV(key) {
+      return kv.get(key) ?? null;
+    },
+    async setKV(key, value) {
+      kv.set(key, value);
+    },
+    async deleteKV(key) {
+      return kv.delete(key);
+    },
+    async listKV(prefix = '') {
+      const out: Record<string, string> = {};
+      for (const [k, v] of [...kv.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        if (k.startsWith(prefix)) out[k] = v;
+      return out;
+    },
+    async close() {},
+  };
+}

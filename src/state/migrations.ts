@@ -1,0 +1,89 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import { stateStoreFailure } from '../util/errors.js';
+
+/**
+ * The schema of every SQL store (SQLite now; PostgreSQL and MySQL reuse it). Objects are JSON
+ * documents with the columns that are filtered on lifted out, so adding a field to a record
+ * needs no migration; indexes and constraints do.
+ */
+export const MIGRATIONS: Record<string, Migration> = {
+  '0001_objects': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('cairn_objects')
+        .addColumn('kind', 'varchar(16)', (c) => c.notNull())
+        .addColumn('id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('backend', 'varchar(255)', (c) => c.notNull())
+        .addColumn('name', 'varchar(255)')
+        .addColumn('volume_id', 'varchar(64)')
+        .addColumn('host', 'varchar(255)')
+        .addColumn('status', 'varchar(32)', (c) => c.notNull())
+        .addColumn('version', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'varchar(40)', (c) => c.notNull())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('cairn_objects_pk', ['kind', 'id'])
+        .execute();
+      await db.schema
+        .createIndex('cairn_objects_name')
+        .on('cairn_objects')
+        .columns(['kind', 'backend', 'name'])
+        .unique()
+        .execute();
+      await db.schema
+        .createIndex('cairn_objects_volume')
+        .on('cairn_objects')
+        .columns(['kind', 'volume_id'])
+        .execute();
+      await db.schema
+        .createIndex('cairn_objects_order')
+        .on('cairn_objects')
+        .columns(['kind', 'created_at', 'id'])
+        .execute();
+      await db.schema
+        .createTable('cairn_kv')
+        .addColumn('key', 'varchar(255)', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
+};
+
+export const MIGRATION_TABLE = 'cairn_migration';
+
+const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
+
+/**
+ * Brings the schema up to date. Refuses a database whose schema is newer than this Cairn, or
+ * which holds other tables but no Cairn schema (someone else's database).
+ */
+export async function migrate(db: Kysely<unknown>, location: string): Promise<void> {
+  const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
+  const names = tables.map((t) => t.name);
+  if (names.includes(MIGRATION_TABLE)) {
+    const rows = await sql<{ name: string }>`select name from ${sql.table(MIGRATION_TABLE)}`.execute(db);
+    const unknown = rows.rows.map((r) => r.name).filter((n) => !(n in MIGRATIONS));
+    if (unknown.length > 0) {
+      throw stateStoreFailure(
+        `state store ${location} has schema ${unknown.sort().at(-1)}, newer than this Cairn knows (up to ${Object.keys(MIGRATIONS).sort().at(-1)}); upgrade Cairn to use it`,
+      );
+    }
+  } else {
+    const foreign = names.filter((n) => !n.startsWith('cairn_') && !n.startsWith('sqlite_'));
+    if (foreign.length > 0) {
+      throw stateStoreFailure(
+        `${location} is not a Cairn state store: it holds other tables (${foreign.slice(0, 5).join(', ')}) and no Cairn schema`,
+      );
+    }
+  }
+  const migrator = new Migrator({
+    db,
+    provider,
+    migrationTableName: MIGRATION_TABLE,
+    migrationLockTableName: `${MIGRATION_TABLE}_lock`,
+  });
+  const { error } = await migrator.migrateToLatest();
+  if (error)
+    throw stateStoreFailure(`could not migrate state store ${location}: ${(error as Error).message}`, {
+      cause: error,
+    });
+}

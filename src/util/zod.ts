@@ -1,0 +1,30 @@
+import type { z } from 'zod';
+import { invalidArgument } from './errors.js';
+
+/**
+ * Parses `input` with a zod schema and turns a failure into one INVALID_ARGUMENT error that
+ * names each field path, the value given and what is allowed.
+ */
+export function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const path = issue.path.length ? issue.path.join('.') : '(root)';
+    const given = valueAt(input, issue.path as PropertyKey[]);
+    const unknownKeys =
+      issue.code === 'unrecognized_keys' ? ` (unknown field: ${issue.keys.join(', ')})` : '';
+    const shown = given === undefined ? 'nothing' : JSON.stringify(given);
+    return `${path}: ${issue.message}${unknownKeys}; got ${shown}`;
+  });
+  throw invalidArgument(`invalid ${what}: ${problems.join('; ')}`, { details: { problems } });
+}
+
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let v: unknown = input;
+  for (const key of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  if (typeof v === 'string' && v.length > 80) return `${v.slice(0, 80)}…`;
+  return v;
+}
