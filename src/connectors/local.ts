@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { ConnectionInfo } from '../core/records.js';
 import type { CommandRunner } from '../exec/runner.js';
+import { parseLosetupList } from '../parse/losetup.js';
 import { backendFailure, invalidArgument, invalidState } from '../util/errors.js';
 import type { Connector } from './spi.js';
 
@@ -52,6 +53,17 @@ export function createLocalConnector(runner: CommandRunner): Connector {
       const size = await this.deviceSize(device);
       if (size === null) throw backendFailure(`${device.path} disappeared while being resized`);
       return size;
+    },
+
+    async findDevices(info) {
+      const file = backingPath(info);
+      const { stdout } = await runner.run(['losetup', '--json', '--list', '--associated', file], {
+        root: true,
+        timeoutMs: 30_000,
+      });
+      return parseLosetupList(stdout)
+        .filter((d) => d.backingFile === file)
+        .map((d) => ({ path: d.name, type: 'block' as const }));
     },
 
     async deviceSize(device) {

@@ -18,6 +18,11 @@ export interface Connector {
   detach(info: ConnectionInfo, device: AttachedDevice, opts: { force: boolean }): Promise<void>;
   /** Makes the device show the volume's new size; returns the size the device now has. */
   extend(info: ConnectionInfo, device: AttachedDevice): Promise<number>;
+  /**
+   * Devices on this host attached from this connection info, found from the system rather than
+   * from Cairn's records: used to clean up after a process died in the middle of an attach.
+   */
+  findDevices(info: ConnectionInfo): Promise<AttachedDevice[]>;
   /** The device's size in bytes, or null when it is gone. */
   deviceSize(device: AttachedDevice): Promise<number | null>;
 }

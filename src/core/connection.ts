@@ -241,7 +241,12 @@ async function detachLocked(
   const previous = rec.status;
   let next = await save(engine, rec, { status: 'detaching' });
   try {
-    if (rec.path) await connector.detach(rec.info, { path: rec.path, type: 'block' }, { force });
+    // Without a recorded path (a process died between attaching and saving the device), ask
+    // the system which devices this export is attached as.
+    const devices = rec.path
+      ? [{ path: rec.path, type: 'block' as const }]
+      : await connector.findDevices(rec.info);
+    for (const device of devices) await connector.detach(rec.info, device, { force });
   } catch (err) {
     await save(engine, next, {
       status: previous === 'attached' ? 'attached' : 'error',
