@@ -1,5 +1,5 @@
 import { homedir, hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { localHostConnector } from '../connectors/host.js';
 import { createLocalConnector } from '../connectors/local.js';
@@ -145,7 +145,7 @@ export class Cairn {
     const o = parseWith(openOptionsSchema, options, 'Cairn.open options') as OpenOptions;
     const state: StateOption = o.state ?? `sqlite:${join(defaultDataDir(), 'cairn.db')}`;
     const file = sqliteFileOf(state);
-    const lockDir = o.lockDir ?? (file ? `${file}.locks` : join(defaultDataDir(), 'locks'));
+    const lockDir = o.lockDir ?? (file ? `${resolve(file)}.locks` : join(defaultDataDir(), 'locks'));
     const locks = new LockManager({
       dir: lockDir,
       ...(o.lockTimeoutMs === undefined ? {} : { timeoutMs: o.lockTimeoutMs }),

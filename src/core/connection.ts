@@ -23,12 +23,15 @@ export class Connection {
     this.rec = record;
   }
 
+  /** Unique id (a UUID unless chosen at creation). */
   get id(): string {
     return this.rec.id;
   }
+  /** The volume this connection exports. */
   get volumeId(): string {
     return this.rec.volumeId;
   }
+  /** Life-cycle state (see the README's life-cycle table). */
   get status(): ConnectionRecord['status'] {
     return this.rec.status;
   }
@@ -36,6 +39,7 @@ export class Connection {
   get host(): string {
     return this.rec.host;
   }
+  /** `ro` when exported and attached read-only. */
   get mode(): 'rw' | 'ro' {
     return this.rec.mode;
   }
@@ -51,9 +55,11 @@ export class Connection {
   get connector(): HostConnector {
     return structuredClone(this.rec.connector);
   }
+  /** The last failed operation on this object, or null. */
   get lastError(): ConnectionRecord['lastError'] {
     return this.rec.lastError;
   }
+  /** Creation time, ISO 8601. */
   get createdAt(): string {
     return this.rec.createdAt;
   }

@@ -31,15 +31,19 @@ export class Snapshot {
     this.rec = record;
   }
 
+  /** Unique id (a UUID unless chosen at creation). */
   get id(): string {
     return this.rec.id;
   }
+  /** The name, unique per backend, or null. */
   get name(): string | null {
     return this.rec.name;
   }
+  /** Free text given at creation, or null. */
   get description(): string | null {
     return this.rec.description;
   }
+  /** Life-cycle state (see the README's life-cycle table). */
   get status(): SnapshotRecord['status'] {
     return this.rec.status;
   }
@@ -51,15 +55,19 @@ export class Snapshot {
   get size(): number {
     return this.rec.size;
   }
+  /** Name of the backend the object lives on. */
   get backendName(): string {
     return this.rec.backend;
   }
+  /** User metadata (a copy). */
   get metadata(): Record<string, string> {
     return { ...this.rec.metadata };
   }
+  /** The last failed operation on this object, or null. */
   get lastError(): SnapshotRecord['lastError'] {
     return this.rec.lastError;
   }
+  /** Creation time, ISO 8601. */
   get createdAt(): string {
     return this.rec.createdAt;
   }
@@ -121,6 +129,7 @@ export class Snapshot {
     });
   }
 
+  /** The stored record, as `dump()` and `load()` use it. */
   toJSON(): SnapshotRecord {
     return this.record;
   }

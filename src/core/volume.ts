@@ -54,12 +54,15 @@ export class Volume {
     this.rec = record;
   }
 
+  /** Unique id (a UUID unless chosen at creation). */
   get id(): string {
     return this.rec.id;
   }
+  /** The name, unique per backend, or null. */
   get name(): string | null {
     return this.rec.name;
   }
+  /** Free text given at creation, or null. */
   get description(): string | null {
     return this.rec.description;
   }
@@ -67,6 +70,7 @@ export class Volume {
   get size(): number {
     return this.rec.size;
   }
+  /** Life-cycle state (see the README's life-cycle table). */
   get status(): VolumeRecord['status'] {
     return this.rec.status;
   }
@@ -78,9 +82,11 @@ export class Volume {
   get backendName(): string {
     return this.rec.backend;
   }
+  /** User metadata (a copy). */
   get metadata(): Record<string, string> {
     return { ...this.rec.metadata };
   }
+  /** Backend-specific options given at creation (a copy). */
   get extraSpecs(): Record<string, string> {
     return { ...this.rec.extraSpecs };
   }
@@ -88,12 +94,15 @@ export class Volume {
   get lastError(): VolumeRecord['lastError'] {
     return this.rec.lastError;
   }
+  /** The volume this one was cloned from, or null. */
   get sourceVolumeId(): string | null {
     return this.rec.sourceVolumeId;
   }
+  /** The snapshot this volume was made from, or null. */
   get sourceSnapshotId(): string | null {
     return this.rec.sourceSnapshotId;
   }
+  /** Creation time, ISO 8601. */
   get createdAt(): string {
     return this.rec.createdAt;
   }
@@ -330,7 +339,7 @@ export class Volume {
     await this.refresh();
   }
 
-  /** The stored record (connections' secrets are not part of a volume). */
+  /** The stored record, as `dump()` and `load()` use it (a volume holds no secrets). */
   toJSON(): VolumeRecord {
     return this.record;
   }
