@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import { stateStoreFailure } from '../util/errors.js';
 
 /**
@@ -53,6 +53,25 @@ export const MIGRATION_TABLE = 'cairn_migration';
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
 
 /**
+ * Compares the migrations a database has applied (null: no Cairn schema yet) with the ones this
+ * Cairn knows. Cheap: stores call it on every open with a plain query, and load Kysely only
+ * when it says `migrate`, which keeps Kysely's import time off a CLI command's start-up.
+ * @throws CairnError STATE_STORE_FAILURE for a schema newer than this Cairn
+ */
+export function schemaStatus(applied: readonly string[] | null, location: string): 'current' | 'migrate' {
+  if (applied === null) return 'migrate';
+  const unknown = applied.filter((n) => !(n in MIGRATIONS));
+  if (unknown.length > 0) throw newerSchema(unknown, location);
+  return Object.keys(MIGRATIONS).every((n) => applied.includes(n)) ? 'current' : 'migrate';
+}
+
+function newerSchema(unknown: string[], location: string) {
+  return stateStoreFailure(
+    `state store ${location} has schema ${unknown.sort().at(-1)}, newer than this Cairn knows (up to ${Object.keys(MIGRATIONS).sort().at(-1)}); upgrade Cairn to use it`,
+  );
+}
+
+/**
  * Brings the schema up to date. Refuses a database whose schema is newer than this Cairn, or
  * which holds other tables but no Cairn schema (someone else's database).
  */
@@ -60,13 +79,14 @@ export async function migrate(db: Kysely<unknown>, location: string): Promise<vo
   const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
   const names = tables.map((t) => t.name);
   if (names.includes(MIGRATION_TABLE)) {
-    const rows = await sql<{ name: string }>`select name from ${sql.table(MIGRATION_TABLE)}`.execute(db);
-    const unknown = rows.rows.map((r) => r.name).filter((n) => !(n in MIGRATIONS));
-    if (unknown.length > 0) {
-      throw stateStoreFailure(
-        `state store ${location} has schema ${unknown.sort().at(-1)}, newer than this Cairn knows (up to ${Object.keys(MIGRATIONS).sort().at(-1)}); upgrade Cairn to use it`,
-      );
-    }
+    const rows = await db
+      .selectFrom(MIGRATION_TABLE as never)
+      .select('name' as never)
+      .execute();
+    schemaStatus(
+      rows.map((r) => (r as { name: string }).name),
+      location,
+    );
   } else {
     const foreign = names.filter((n) => !n.startsWith('cairn_') && !n.startsWith('sqlite_'));
     if (foreign.length > 0) {
@@ -75,6 +95,7 @@ export async function migrate(db: Kysely<unknown>, location: string): Promise<vo
       );
     }
   }
+  const { Migrator } = await import('kysely');
   const migrator = new Migrator({
     db,
     provider,

@@ -1,189 +1,216 @@
-import type { Kysely } from 'kysely';
 import { type AnyRecord, type RecordKind, type RecordOf, recordSchemas } from '../core/records.js';
 import { alreadyExists, conflict, stateStoreFailure } from '../util/errors.js';
 import type { ListFilter, StateStore } from './spi.js';
 
+/**
+ * The few primitives the SQL store needs from a database. Statements use `?` placeholders;
+ * an executor for a database that numbers them (`$1`) rewrites them.
+ */
+export interface SqlExecutor {
+  query<T>(sql: string, params: readonly unknown[]): Promise<T[]>;
+  /** Runs a statement; returns the number of rows it changed. */
+  execute(sql: string, params: readonly unknown[]): Promise<number>;
+  /** Runs statements atomically: all of them or none. */
+  batch(statements: ReadonlyArray<readonly [string, readonly unknown[]]>): Promise<void>;
+  /** True when `err` is a unique-constraint violation (each database reports it its own way). */
+  isUniqueViolation(err: unknown): boolean;
+  close(): Promise<void>;
+}
+
 interface ObjectRow {
   kind: string;
   id: string;
-  backend: string;
-  name: string | null;
-  volume_id: string | null;
-  host: string | null;
-  status: string;
-  version: number | string;
-  created_at: string;
   data: string;
 }
 
-interface Schema {
-  cairn_objects: ObjectRow;
-  cairn_kv: { key: string; value: string };
-}
-
-/** Tells a unique-constraint violation from other errors; differs per database. */
-export type UniqueViolationTest = (err: unknown) => boolean;
+const COLUMNS = 'kind, id, backend, name, volume_id, host, status, version, created_at, data';
+const INSERT = `insert into cairn_objects (${COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const FILTER_COLUMNS: Record<keyof ListFilter, string> = {
+  id: 'id',
+  backend: 'backend',
+  name: 'name',
+  volumeId: 'volume_id',
+  host: 'host',
+  status: 'status',
+};
 
 /**
- * A {@link StateStore} over any Kysely database that has the Cairn schema. Each SQL store
- * (SQLite now) supplies the Kysely instance and how its driver reports unique violations.
+ * A {@link StateStore} over any SQL database with the Cairn schema (see migrations.ts). Each
+ * record is a JSON document; the columns that are filtered on are lifted out of it. The
+ * statements are fixed and portable, so SQLite, PostgreSQL and MySQL share them.
  */
-export function createSqlStore(opts: {
-  kind: string;
-  location: string;
-  db: Kysely<unknown>;
-  isUniqueViolation: UniqueViolationTest;
-  onClose?: () => Promise<void>;
-}): StateStore {
-  const db = opts.db as unknown as Kysely<Schema>;
+export function createSqlStore(opts: { kind: string; location: string; sql: SqlExecutor }): StateStore {
+  const { sql, location } = opts;
   const fail = (what: string, err: unknown) =>
-    stateStoreFailure(`state store ${opts.location}: ${what} failed: ${(err as Error).message}`, {
-      cause: err,
-    });
+    stateStoreFailure(`state store ${location}: ${what} failed: ${(err as Error).message}`, { cause: err });
+  const guard = async <T>(what: string, p: Promise<T>): Promise<T> => {
+    try {
+      return await p;
+    } catch (err) {
+      throw fail(what, err);
+    }
+  };
 
-  const toRow = (r: AnyRecord): ObjectRow => ({
-    kind: r.kind,
-    id: r.id,
-    backend: r.backend,
-    name: r.name,
-    volume_id: 'volumeId' in r ? r.volumeId : null,
-    host: r.kind === 'connection' ? r.host : null,
-    status: r.status,
-    version: r.version,
-    created_at: r.createdAt,
-    data: JSON.stringify(r),
-  });
+  const values = (r: AnyRecord): unknown[] => [
+    r.kind,
+    r.id,
+    r.backend,
+    r.name,
+    'volumeId' in r ? r.volumeId : null,
+    r.kind === 'connection' ? r.host : null,
+    r.status,
+    r.version,
+    r.createdAt,
+    JSON.stringify(r),
+  ];
   const fromRow = <K extends RecordKind>(row: ObjectRow): RecordOf<K> => {
     const parsed = recordSchemas[row.kind as RecordKind].safeParse(JSON.parse(row.data));
     if (!parsed.success)
       throw stateStoreFailure(
-        `state store ${opts.location}: ${row.kind} ${row.id} is corrupt: ${parsed.error.message}`,
+        `state store ${location}: ${row.kind} ${row.id} is corrupt: ${parsed.error.message}`,
       );
     return parsed.data as RecordOf<K>;
   };
-  const clash = (r: AnyRecord, err: unknown) =>
-    opts.isUniqueViolation(err)
+  const writeError = (r: AnyRecord, err: unknown) =>
+    sql.isUniqueViolation(err)
       ? alreadyExists(`a ${r.kind} named "${r.name}" already exists on backend ${r.backend}`)
       : fail(`writing ${r.kind} ${r.id}`, err);
 
-  return {
+  const store: StateStore = {
     kind: opts.kind,
-    location: opts.location,
+    location,
+
     async get<K extends RecordKind>(kind: K, id: string) {
-      const row = await db
-        .selectFrom('cairn_objects')
-        .selectAll()
-        .where('kind', '=', kind)
-        .where('id', '=', id)
-        .executeTakeFirst()
-        .catch((e) => {
-          throw fail(`reading ${kind} ${id}`, e);
-        });
-      return row ? fromRow<K>(row) : null;
+      const rows = await guard(
+        `reading ${kind} ${id}`,
+        sql.query<ObjectRow>('select kind, id, data from cairn_objects where kind = ? and id = ?', [
+          kind,
+          id,
+        ]),
+      );
+      return rows[0] ? fromRow<K>(rows[0]) : null;
     },
+
     async list<K extends RecordKind>(kind: K, filter: ListFilter = {}) {
-      let q = db.selectFrom('cairn_objects').selectAll().where('kind', '=', kind);
-      if (filter.id !== undefined) q = q.where('id', '=', filter.id);
-      if (filter.backend !== undefined) q = q.where('backend', '=', filter.backend);
-      if (filter.name !== undefined) q = q.where('name', '=', filter.name);
-      if (filter.volumeId !== undefined) q = q.where('volume_id', '=', filter.volumeId);
-      if (filter.host !== undefined) q = q.where('host', '=', filter.host);
-      if (filter.status !== undefined) q = q.where('status', '=', filter.status);
-      const rows = await q
-        .orderBy('created_at')
-        .orderBy('id')
-        .execute()
-        .catch((e) => {
-          throw fail(`listing ${kind}s`, e);
-        });
+      let where = 'kind = ?';
+      const params: unknown[] = [kind];
+      for (const [key, column] of Object.entries(FILTER_COLUMNS) as Array<[keyof ListFilter, string]>) {
+        if (filter[key] === undefined) continue;
+        where += ` and ${column} = ?`;
+        params.push(filter[key]);
+      }
+      const rows = await guard(
+        `listing ${kind}s`,
+        sql.query<ObjectRow>(
+          `select kind, id, data from cairn_objects where ${where} order by created_at, id`,
+          params,
+        ),
+      );
       return rows.map((r) => fromRow<K>(r));
     },
+
     async put<R extends AnyRecord>(record: R) {
       const stored = { ...record, version: record.version + 1 } as R;
-      const row = toRow(stored);
       if (record.version === 0) {
         try {
-          await db.insertInto('cairn_objects').values(row).execute();
+          await sql.execute(INSERT, values(stored));
         } catch (err) {
-          const exists = await this.get(record.kind, record.id).catch(() => null);
+          const exists = await store.get(record.kind, record.id).catch(() => null);
           if (exists)
             throw conflict(
               `${record.kind} ${record.id} already exists in the state store (version ${exists.version})`,
             );
-          throw clash(record, err);
+          throw writeError(record, err);
         }
         return stored;
       }
-      let updated: bigint;
+      const [, , backend, name, volumeId, host, status, version, createdAt, data] = values(stored);
+      let changed: number;
       try {
-        const res = await db
-          .updateTable('cairn_objects')
-          .set(row)
-          .where('kind', '=', record.kind)
-          .where('id', '=', record.id)
-          .where('version', '=', record.version)
-          .executeTakeFirst();
-        updated = res.numUpdatedRows;
+        changed = await sql.execute(
+          'update cairn_objects set backend = ?, name = ?, volume_id = ?, host = ?, status = ?, version = ?, created_at = ?, data = ? where kind = ? and id = ? and version = ?',
+          [
+            backend,
+            name,
+            volumeId,
+            host,
+            status,
+            version,
+            createdAt,
+            data,
+            record.kind,
+            record.id,
+            record.version,
+          ],
+        );
       } catch (err) {
-        throw clash(record, err);
+        throw writeError(record, err);
       }
-      if (updated === 0n) {
-        const current = await this.get(record.kind, record.id);
+      if (changed === 0) {
+        const current = await store.get(record.kind, record.id);
         throw conflict(
           `${record.kind} ${record.id} was changed by someone else (version ${current?.version ?? 'gone'}, expected ${record.version})`,
         );
       }
       return stored;
     },
+
     async restore(record) {
-      const row = toRow(record);
       try {
-        await db.transaction().execute(async (tx) => {
-          await tx
-            .deleteFrom('cairn_objects')
-            .where('kind', '=', record.kind)
-            .where('id', '=', record.id)
-            .execute();
-          await tx.insertInto('cairn_objects').values(row).execute();
-        });
+        await sql.batch([
+          ['delete from cairn_objects where kind = ? and id = ?', [record.kind, record.id]],
+          [INSERT, values(record)],
+        ]);
       } catch (err) {
-        throw clash(record, err);
+        throw writeError(record, err);
       }
     },
+
     async remove(kind, id) {
-      const res = await db
-        .deleteFrom('cairn_objects')
-        .where('kind', '=', kind)
-        .where('id', '=', id)
-        .executeTakeFirst()
-        .catch((e) => {
-          throw fail(`removing ${kind} ${id}`, e);
-        });
-      return res.numDeletedRows > 0n;
+      const n = await guard(
+        `removing ${kind} ${id}`,
+        sql.execute('delete from cairn_objects where kind = ? and id = ?', [kind, id]),
+      );
+      return n > 0;
     },
+
     async getKV(key) {
-      const row = await db.selectFrom('cairn_kv').select('value').where('key', '=', key).executeTakeFirst();
-      return row?.value ?? null;
+      const rows = await guard(
+        'reading a key',
+        sql.query<{ value: string }>('select value from cairn_kv where key = ?', [key]),
+      );
+      return rows[0]?.value ?? null;
     },
+
     async setKV(key, value) {
-      await db.transaction().execute(async (tx) => {
-        await tx.deleteFrom('cairn_kv').where('key', '=', key).execute();
-        await tx.insertInto('cairn_kv').values({ key, value }).execute();
-      });
+      await guard(
+        `writing key ${key}`,
+        sql.batch([
+          ['delete from cairn_kv where key = ?', [key]],
+          ['insert into cairn_kv (key, value) values (?, ?)', [key, value]],
+        ]),
+      );
     },
+
     async deleteKV(key) {
-      const res = await db.deleteFrom('cairn_kv').where('key', '=', key).executeTakeFirst();
-      return res.numDeletedRows > 0n;
+      return (
+        (await guard(`deleting key ${key}`, sql.execute('delete from cairn_kv where key = ?', [key]))) > 0
+      );
     },
+
     async listKV(prefix = '') {
-      const rows = await db.selectFrom('cairn_kv').selectAll().orderBy('key').execute();
+      const rows = await guard(
+        'listing keys',
+        sql.query<{ key: string; value: string }>('select key, value from cairn_kv order by key', []),
+      );
       const out: Record<string, string> = {};
       for (const r of rows) if (r.key.startsWith(prefix)) out[r.key] = r.value;
       return out;
     },
+
     async close() {
-      await db.destroy();
-      await opts.onClose?.();
+      await sql.close();
     },
   };
+  return store;
 }
