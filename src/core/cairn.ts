@@ -145,7 +145,10 @@ export class Cairn {
     const o = parseWith(openOptionsSchema, options, 'Cairn.open options') as OpenOptions;
     const state: StateOption = o.state ?? `sqlite:${join(defaultDataDir(), 'cairn.db')}`;
     const file = sqliteFileOf(state);
-    const lockDir = o.lockDir ?? (file ? `${resolve(file)}.locks` : join(defaultDataDir(), 'locks'));
+    // A memory store lives in this context only, so its locks need no files unless asked for.
+    const privateState = state === 'memory:' || state === 'memory' || state === 'sqlite::memory:';
+    const lockDir =
+      o.lockDir ?? (file ? `${resolve(file)}.locks` : privateState ? null : join(defaultDataDir(), 'locks'));
     const locks = new LockManager({
       dir: lockDir,
       ...(o.lockTimeoutMs === undefined ? {} : { timeoutMs: o.lockTimeoutMs }),

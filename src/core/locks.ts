@@ -20,8 +20,11 @@ interface Holder {
 
 /** Options of {@link LockManager}. */
 export interface LockOptions {
-  /** Directory of lock files shared by every process on this host that uses the same state. */
-  dir: string;
+  /**
+   * Directory of lock files shared by every process on this host that uses the same state;
+   * null for locks within this context only (a `memory:` state is private to its context).
+   */
+  dir: string | null;
   /** How long to wait for a lock before failing with BUSY. Default 5 minutes. */
   timeoutMs?: number;
 }
@@ -35,7 +38,7 @@ export interface LockOptions {
  * the state.
  */
 export class LockManager {
-  readonly dir: string;
+  readonly dir: string | null;
   readonly timeoutMs: number;
   private readonly queues = new Map<string, Promise<void>>();
   private readonly host = hostname();
@@ -75,7 +78,8 @@ export class LockManager {
     this.queues.set(key, tail);
     try {
       await raceDeadline(previous, deadline, key);
-      const releaseFile = await this.acquireFile(key, deadline);
+      const releaseFile =
+        this.dir === null ? async () => {} : await this.acquireFile(key, deadline, this.dir);
       return async () => {
         await releaseFile();
         releaseLocal();
@@ -88,10 +92,10 @@ export class LockManager {
     }
   }
 
-  private async acquireFile(key: string, deadline: number): Promise<() => Promise<void>> {
-    this.dirReady ??= ensurePrivateDir(this.dir);
+  private async acquireFile(key: string, deadline: number, dir: string): Promise<() => Promise<void>> {
+    this.dirReady ??= ensurePrivateDir(dir);
     await this.dirReady;
-    const path = join(this.dir, `${createHash('sha256').update(key).digest('hex').slice(0, 40)}.lock`);
+    const path = join(dir, `${createHash('sha256').update(key).digest('hex').slice(0, 40)}.lock`);
     const me: Holder = {
       key,
       token: randomUUID(),
@@ -109,7 +113,7 @@ export class LockManager {
         } finally {
           await fh.close();
         }
-        return () => this.releaseFile(path, me.token);
+        return () => this.releaseFile(path);
       } catch (err) {
         if (!hasCode(err, 'EEXIST')) throw err;
       }
@@ -169,9 +173,9 @@ export class LockManager {
     }
   }
 
-  private async releaseFile(path: string, token: string): Promise<void> {
-    const holder = await readHolder(path);
-    if (typeof holder === 'object' && holder.token === token) await unlink(path).catch(() => {});
+  private async releaseFile(path: string): Promise<void> {
+    // Our lock can't have been broken: only a dead holder's lock is broken, and we are alive.
+    await unlink(path).catch(() => {});
   }
 }
 

@@ -1,5 +1,5 @@
 import type { VolumeRef } from '../drivers/spi.js';
-import { invalidArgument, invalidState, unsupported } from '../util/errors.js';
+import { alreadyExists, invalidArgument, invalidState, unsupported } from '../util/errors.js';
 import { newId } from '../util/names.js';
 import { parseSize } from '../util/size.js';
 import { parseWith } from '../util/zod.js';
@@ -168,7 +168,7 @@ export class Volume {
     return engine.locks.withLocks(keys, async () => {
       const volume = await mustGet(engine, 'volume', this.id);
       assertStatus('volume', this.id, volume.status, ['available', 'in-use'], 'snapshot');
-      if (await engine.store.get('snapshot', id)) throw invalidArgument(`id: snapshot ${id} already exists`);
+      if (await engine.store.get('snapshot', id)) throw alreadyExists(`snapshot ${id} already exists`);
       const record: SnapshotRecord = {
         kind: 'snapshot',
         ...baseFields(id, backend.name),

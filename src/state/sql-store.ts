@@ -114,15 +114,16 @@ export function createSqlStore(opts: { kind: string; location: string; sql: SqlE
       if (record.version === 0) {
         try {
           await sql.execute(INSERT, values(stored));
+          return stored;
         } catch (err) {
           const exists = await store.get(record.kind, record.id).catch(() => null);
-          if (exists)
+          if (!exists) throw writeError(record, err);
+          // A record restored with version 0 is updated like any other (below).
+          if (exists.version !== 0)
             throw conflict(
               `${record.kind} ${record.id} already exists in the state store (version ${exists.version})`,
             );
-          throw writeError(record, err);
         }
-        return stored;
       }
       const [, , backend, name, volumeId, host, status, version, createdAt, data] = values(stored);
       let changed: number;

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { invalidArgument } from './errors.js';
+import { isSecretField, withoutSecrets } from './redact.js';
 
 /**
  * Parses `input` with a zod schema and turns a failure into one INVALID_ARGUMENT error that
@@ -10,10 +11,19 @@ export function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: 
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const path = issue.path.length ? issue.path.join('.') : '(root)';
-    const given = valueAt(input, issue.path as PropertyKey[]);
+    const keys = issue.path as PropertyKey[];
+    let given = valueAt(input, keys);
+    // For unknown fields, show those fields, not the whole object (which may hold secrets).
+    if (issue.code === 'unrecognized_keys' && given !== null && typeof given === 'object')
+      given = Object.fromEntries(issue.keys.map((k) => [k, (given as Record<string, unknown>)[k]]));
     const unknownKeys =
       issue.code === 'unrecognized_keys' ? ` (unknown field: ${issue.keys.join(', ')})` : '';
-    const shown = given === undefined ? 'nothing' : JSON.stringify(given);
+    const secret = keys.some((k) => typeof k === 'string' && isSecretField(k));
+    const shown = secret
+      ? '(a secret, not shown)'
+      : given === undefined
+        ? 'nothing'
+        : JSON.stringify(withoutSecrets(given));
     return `${path}: ${issue.message}${unknownKeys}; got ${shown}`;
   });
   throw invalidArgument(`invalid ${what}: ${problems.join('; ')}`, { details: { problems } });

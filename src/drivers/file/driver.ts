@@ -98,8 +98,14 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
       await ensureSpace(volume.size);
       const path = volumeFile(volume.id);
       const fh = await open(path, 'wx', 0o600);
-      await fh.close();
-      await createFile(path, () => allocate(path, volume.size));
+      await createFile(path, async () => {
+        try {
+          if (thick) await ctx.runner.run(['fallocate', '--length', String(volume.size), '--', path]);
+          else await fh.truncate(volume.size);
+        } finally {
+          await fh.close();
+        }
+      });
       return undefined;
     },
 
