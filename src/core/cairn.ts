@@ -49,7 +49,10 @@ export interface OpenOptions {
 }
 
 const openOptionsSchema = z.strictObject({
-  state: z.union([z.string().min(1), z.object({}).passthrough()]).optional(),
+  // z.custom checks without copying: a store object (maybe a class instance) is used as given.
+  state: z
+    .union([z.string().min(1), z.custom<object>((v) => typeof v === 'object' && v !== null)])
+    .optional(),
   rootHelper: z.union([z.string(), z.array(z.string().min(1))]).optional(),
   lockDir: z.string().min(1).optional(),
   lockTimeoutMs: z.number().int().nonnegative().optional(),
@@ -303,6 +306,7 @@ export class Cairn {
       }
     }
     const dump = parseWith(dumpSchema, input, 'state dump');
+    assertDistinct(dump);
     if (opts.save) {
       const all: AnyRecord[] = [...dump.volumes, ...dump.snapshots, ...dump.connections];
       for (const r of all) await this.engine.store.restore(r);
@@ -319,6 +323,28 @@ export class Cairn {
   async close(): Promise<void> {
     for (const b of [...this.backendMap.values()]) await b.close();
     await this.engine.store.close();
+  }
+}
+
+/**
+ * Throws INVALID_ARGUMENT naming the first record that repeats an id, or a name on its backend,
+ * of an earlier record of its kind: restoring it would replace or clash with that record after
+ * part of the dump was written.
+ */
+function assertDistinct(dump: Pick<StateDump, 'volumes' | 'snapshots' | 'connections'>): void {
+  for (const list of ['volumes', 'snapshots', 'connections'] as const) {
+    const ids = new Set<string>();
+    const names = new Set<string>();
+    dump[list].forEach((r: AnyRecord, i) => {
+      if (ids.has(r.id)) throw invalidArgument(`invalid state dump: ${list}.${i}.id: ${r.id} appears twice`);
+      ids.add(r.id);
+      const name = JSON.stringify([r.backend, r.name]);
+      if (r.name !== null && names.has(name))
+        throw invalidArgument(
+          `invalid state dump: ${list}.${i}.name: "${r.name}" is used twice on backend ${r.backend}`,
+        );
+      names.add(name);
+    });
   }
 }
 

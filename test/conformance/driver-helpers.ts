@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import type { Backend, Cairn, Volume } from '../../src/index.js';
+import { MiB } from '../harness/blockdev.js';
+import { loopsUnder } from '../harness/loops.js';
+
+/** What a driver's test gives the suite: a real backend and how to look at it from outside. */
+export interface DriverTestContext {
+  /** Configuration of the backend under test, as passed to `cairn.addBackend` (with `driver`). */
+  config: Record<string, unknown>;
+  /** A valid configuration of another backend of this driver, on storage not used yet. */
+  freshConfig(): Record<string, unknown>;
+  /** A thick-provisioned backend of this driver (for the capacity cases). */
+  thickConfig: Record<string, unknown>;
+  /** Fields the driver's configuration requires. */
+  requiredFields: readonly string[];
+  /** Driver-specific wrong values: each must be refused with a message naming the field. */
+  invalidFields: ReadonlyArray<readonly [field: string, value: unknown]>;
+  /** The clone speed the backend must report, when the storage under it is known. */
+  expectedCloneSpeed?: 'instant' | 'copy' | undefined;
+  /** Everything the backends of this context keep on this host lies under this directory. */
+  root: string;
+  /** Removes the storage (called after every loop device under `root` is detached). */
+  cleanup(): Promise<void>;
+}
+
+/** The running suite: one context, one Cairn, the backend under test. */
+export interface DriverSuite {
+  ctx: DriverTestContext;
+  cairn: Cairn;
+  backend: Backend;
+  stateDir: string;
+}
+
+export { MiB };
+
+/** Every file and directory under `dir`, relative, sorted. */
+async function listTree(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries.map((e) => relative(dir, join(e.parentPath, e.name))).sort();
+}
+
+/**
+ * Everything a failed call could have changed: records, backend stats counts, files under the
+ * context's root and loop devices backed by them.
+ */
+export async function observe(s: DriverSuite, backend: Backend = s.backend) {
+  const stats = await backend.stats();
+  const records = async () => ({
+    volumes: (await s.cairn.volumes()).map((v) => v.record),
+    snapshots: (await s.cairn.snapshots()).map((x) => x.record),
+    connections: (await s.cairn.connections()).map((c) => c.record),
+  });
+  return {
+    ...(await records()),
+    stats: {
+      volumeCount: stats.volumeCount,
+      snapshotCount: stats.snapshotCount,
+      provisionedBytes: stats.provisionedBytes,
+    },
+    backends: s.cairn.backends.map((b) => b.name).sort(),
+    files: await listTree(s.ctx.root),
+    loops: (await loopsUnder(s.ctx.root)).map((l) => `${l.name}=${l.backFile}`).sort(),
+  };
+}
+
+/** Asserts that `action` fails (as `check` verifies) and that nothing observable changed. */
+export async function failsWithoutChange(
+  s: DriverSuite,
+  action: () => Promise<unknown>,
+  check: (attempt: () => Promise<unknown>) => Promise<unknown>,
+  backend?: Backend,
+): Promise<void> {
+  const before = await observe(s, backend);
+  await check(action);
+  assert.deepEqual(await observe(s, backend), before, 'a refused call must change nothing');
+}
+
+/** A new volume of `size` bytes (default 64 MiB) on the backend under test. */
+export function volume(s: DriverSuite, size: number | string = 64 * MiB, name?: string): Promise<Volume> {
+  return s.backend.createVolume(name === undefined ? { size } : { size, name });
+}
+
+/**
+ * Removes every connection, snapshot and volume of the context, so each case starts empty.
+ * Every step is tried; the first error is thrown at the end.
+ */
+export async function sweep(s: DriverSuite): Promise<void> {
+  let first: unknown;
+  const attempt = (p: Promise<unknown>) => p.catch((err) => (first ??= err));
+  for (const c of await s.cairn.connections()) await attempt(c.disconnect({ force: true }));
+  for (const snap of await s.cairn.snapshots()) await attempt(snap.delete());
+  for (const v of await s.cairn.volumes()) await attempt(v.delete({ force: true }));
+  for (const b of s.cairn.backends) if (b !== s.backend) await attempt(b.close());
+  if (first !== undefined) throw first;
+}
