@@ -309,6 +309,8 @@ export class Cairn {
     assertDistinct(dump);
     if (opts.save) {
       const all: AnyRecord[] = [...dump.volumes, ...dump.snapshots, ...dump.connections];
+      // Check every name against the store before writing any record, so a clash writes nothing.
+      for (const r of all) await this.assertNameFree(r);
       for (const r of all) await this.engine.store.restore(r);
       for (const [k, v] of Object.entries(dump.keyValues)) await this.engine.store.setKV(k, v);
     }
@@ -317,6 +319,17 @@ export class Cairn {
       snapshots: dump.snapshots.map((r) => new Snapshot(this.engine, r)),
       connections: dump.connections.map((r) => new Connection(this.engine, r)),
     };
+  }
+
+  private async assertNameFree(r: AnyRecord): Promise<void> {
+    if (r.name === null) return;
+    const holders = await this.engine.store.list(r.kind, { backend: r.backend, name: r.name });
+    const other = holders.find((h) => h.id !== r.id);
+    if (other) {
+      throw alreadyExists(
+        `cannot load ${r.kind} ${r.id}: the name "${r.name}" is taken on backend ${r.backend} by ${other.id}`,
+      );
+    }
   }
 
   /** Closes every backend and the state store. */

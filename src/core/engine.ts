@@ -6,6 +6,7 @@ import type { Logger } from '../util/logger.js';
 import type { Backend } from './backend.js';
 import type { LockManager } from './locks.js';
 import type { AnyRecord, HostConnector, LastError, RecordKind, RecordOf } from './records.js';
+import { assertTransition } from './states.js';
 
 /**
  * What the object classes (Backend, Volume, Snapshot, Connection) need from their context.
@@ -40,8 +41,15 @@ export async function mustGet<K extends RecordKind>(
   return record;
 }
 
-/** Writes `changes` onto `record` (optimistically) and returns the stored record. */
+/**
+ * Writes `changes` onto `record` (optimistically) and returns the stored record. A status
+ * change is checked against the life-cycle table first, so no code path can make a transition
+ * the table does not allow.
+ */
 export async function save<R extends AnyRecord>(engine: Engine, record: R, changes: Partial<R>): Promise<R> {
+  if (changes.status !== undefined && changes.status !== record.status) {
+    assertTransition(record.kind, record.id, record.status, changes.status);
+  }
   return engine.store.put({ ...record, ...changes, updatedAt: new Date().toISOString() });
 }
 

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, open, readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,8 @@ interface Holder {
   host: string;
   /** The holder process's start time (from /proc), to tell a reused pid from the holder. */
   start: string | null;
+  /** The holder's pid namespace: a pid means something only inside its own namespace. */
+  ns: string | null;
   since: string;
 }
 
@@ -43,6 +45,7 @@ export class LockManager {
   private readonly queues = new Map<string, Promise<void>>();
   private readonly host = hostname();
   private readonly myStart = processStartTime(process.pid);
+  private readonly myNs = pidNamespace();
   private dirReady: Promise<void> | undefined;
 
   constructor(options: LockOptions) {
@@ -102,6 +105,7 @@ export class LockManager {
       pid: process.pid,
       host: this.host,
       start: this.myStart,
+      ns: this.myNs,
       since: new Date().toISOString(),
     };
     let delay = 2;
@@ -133,7 +137,8 @@ export class LockManager {
   }
 
   private isAlive(holder: Holder): boolean {
-    if (holder.host !== this.host) return true; // can't see other hosts' processes: trust the lock
+    // Another host's or pid namespace's processes can't be seen from here: trust the lock.
+    if (holder.host !== this.host || (holder.ns ?? null) !== this.myNs) return true;
     try {
       process.kill(holder.pid, 0);
     } catch (err) {
@@ -198,7 +203,7 @@ async function readHolder(path: string): Promise<Holder | 'gone' | 'unreadable'>
     );
     return age > 2_000
       ? 'unreadable'
-      : { key: '', token: '', pid: process.pid, host: '', start: null, since: '' };
+      : { key: '', token: '', pid: process.pid, host: '', start: null, ns: null, since: '' };
   }
 }
 
@@ -215,6 +220,15 @@ async function raceDeadline(p: Promise<void>, deadline: number, key: string): Pr
     await Promise.race([p, expired]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** This process's pid namespace (e.g. `pid:[4026531836]`), or null off Linux. */
+function pidNamespace(): string | null {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return null;
   }
 }
 

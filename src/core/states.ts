@@ -4,11 +4,11 @@ import type { ConnectionStatus, RecordKind, SnapshotStatus, VolumeStatus } from 
 // Allowed transitions. A state missing from a list is refused, so an operation on an object in
 // the wrong state fails before it touches the backend.
 const VOLUME: Record<VolumeStatus, readonly VolumeStatus[]> = {
-  creating: ['available', 'error'],
+  creating: ['available', 'error', 'deleting'], // deleting: forced, after a crash mid-create
   available: ['in-use', 'extending', 'deleting', 'error'],
   'in-use': ['available', 'extending', 'error'],
-  extending: ['available', 'in-use', 'error'],
-  deleting: ['error_deleting', 'available'],
+  extending: ['available', 'in-use', 'error', 'deleting'], // deleting: forced, after a crash
+  deleting: ['error_deleting'],
   error: ['deleting', 'available'],
   error_deleting: ['deleting'],
 };
@@ -16,18 +16,18 @@ const VOLUME: Record<VolumeStatus, readonly VolumeStatus[]> = {
 const SNAPSHOT: Record<SnapshotStatus, readonly SnapshotStatus[]> = {
   creating: ['available', 'error'],
   available: ['deleting'],
-  deleting: ['error_deleting', 'available'],
+  deleting: ['error_deleting'],
   error: ['deleting'],
   error_deleting: ['deleting'],
 };
 
 const CONNECTION: Record<ConnectionStatus, readonly ConnectionStatus[]> = {
-  connecting: ['connected', 'error'],
+  connecting: ['connected', 'error', 'disconnecting'],
   connected: ['attaching', 'disconnecting', 'error'],
-  attaching: ['attached', 'connected', 'error'],
+  attaching: ['attached', 'connected', 'detaching', 'error'],
   attached: ['detaching', 'error'],
   detaching: ['connected', 'attached', 'error'],
-  disconnecting: ['connected', 'error'],
+  disconnecting: ['error'],
   error: ['disconnecting', 'detaching', 'connected'],
 };
 
