@@ -1,0 +1,103 @@
+/** `cairn state …`: back up and restore the state store as JSON (like cinderlib's dump/load). */
+import { randomUUID } from 'node:crypto';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { invalidArgument } from '../../util/errors.js';
+import { plural } from '../output.js';
+import { withCairn } from '../run.js';
+import { readStdin } from './shared.js';
+
+export function registerState(program: Command): void {
+  const state = program.command('state').description('dump and load the state store');
+
+  state
+    .command('dump')
+    .description("write every object (and the backends' configuration) as JSON; secrets are left out")
+    .option('--output <file>', 'write to this file, created with mode 0600 (default: stdout)')
+    .option('--include-secrets', 'include secrets (connection passwords, keys) in the dump')
+    .action(
+      withCairn<{ output?: string; includeSecrets?: boolean }>(async (ctx, { opts, out }) => {
+        // The dump names the backends' configuration; one that can't be opened is left out
+        // rather than failing the backup of everything else.
+        for (const slot of await ctx.backends()) {
+          if (slot.error) out.warn(`backend ${slot.name} is left out of the dump: ${slot.error.message}`);
+        }
+        const dump = await ctx.cairn.dump({ includeSecrets: opts.includeSecrets === true });
+        const text = `${JSON.stringify(dump, null, 2)}\n`;
+        if (opts.output === undefined || opts.output === '-') {
+          process.stdout.write(text);
+          return;
+        }
+        const file = resolve(opts.output);
+        await writePrivateFile(file, text);
+        const counts = {
+          volumes: dump.volumes.length,
+          snapshots: dump.snapshots.length,
+          connections: dump.connections.length,
+        };
+        out.result(
+          { output: file, ...counts },
+          `wrote ${plural(counts.volumes, 'volume')}, ${plural(counts.snapshots, 'snapshot')} and ${plural(counts.connections, 'connection')} to ${file}`,
+        );
+      }),
+    );
+
+  state
+    .command('load')
+    .description('load a dump into the state store, replacing objects with the same ids')
+    .argument('<file>', 'a file written by `cairn state dump`, or - for stdin')
+    .action(
+      withCairn(async (ctx, { args, out }) => {
+        const file = args[0] as string;
+        let text: string;
+        try {
+          text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+        } catch (err) {
+          throw invalidArgument(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
+        }
+        const loaded = await ctx.cairn.load(text, { save: true });
+        const objects = [...loaded.volumes, ...loaded.snapshots];
+        const missing = [...new Set(objects.map((o) => o.backendName))].filter(
+          (b) => !Object.hasOwn(ctx.config.backends, b),
+        );
+        for (const b of missing) {
+          out.warn(`objects on backend "${b}" were loaded, but that backend is not configured here`);
+        }
+        const ids = {
+          volumes: loaded.volumes.map((v) => v.id),
+          snapshots: loaded.snapshots.map((s) => s.id),
+          connections: loaded.connections.map((c) => c.id),
+        };
+        out.result(
+          ids,
+          `loaded ${plural(ids.volumes.length, 'volume')}, ${plural(ids.snapshots.length, 'snapshot')} and ${plural(ids.connections.length, 'connection')} into ${ctx.cairn.store.location}`,
+        );
+      }),
+    );
+}
+
+/**
+ * Writes `text` to `file` readable by its owner only. A temporary file in the same directory
+ * is renamed over the target, so an existing dump is never left half-written, and the data is
+ * never readable by others, not even for a moment.
+ */
+async function writePrivateFile(file: string, text: string): Promise<void> {
+  const tmp = join(dirname(file), `.${randomUUID()}.tmp`);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, file);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+}
