@@ -8,7 +8,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import type { Backend } from '../core/backend.js';
 import { Cairn, defaultDataDir } from '../core/cairn.js';
@@ -103,6 +102,8 @@ async function readConfigFile(path: string, dataDir: string): Promise<CliConfig>
             : (err as Error).message;
     throw invalidArgument(`config file ${path}: cannot read it: ${why}`, { cause: err });
   }
+  // yaml costs ~30 ms to import: load it only when there is a file to read.
+  const { parseDocument } = await import('yaml');
   const doc = parseDocument(text, { prettyErrors: true });
   const yamlError = doc.errors[0];
   if (yamlError) {

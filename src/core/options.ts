@@ -4,30 +4,24 @@ import { validateId, validateName } from '../util/names.js';
 import { parseSize } from '../util/size.js';
 import { parseWith } from '../util/zod.js';
 
-const size = z.unknown().transform((v, ctx) => {
-  try {
-    return parseSize(v, 'size');
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^size: /, '') });
-    return z.NEVER;
-  }
-});
-const name = z.unknown().transform((v, ctx) => {
-  try {
-    return validateName(v);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^name: /, '') });
-    return z.NEVER;
-  }
-});
-const id = z.unknown().transform((v, ctx) => {
-  try {
-    return validateId(v);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^id: /, '') });
-    return z.NEVER;
-  }
-});
+/**
+ * A zod field checked by one of Cairn's own validators, whose messages already name the value
+ * (so `parseWith` doesn't repeat it).
+ */
+function checkedBy<T>(validate: (value: unknown, field: string) => T, field: string) {
+  return z.unknown().transform((v, ctx) => {
+    try {
+      return validate(v, field);
+    } catch (err) {
+      const message = (err as Error).message.replace(`${field}: `, '');
+      ctx.addIssue({ code: 'custom', message, params: { valueShown: true } });
+      return z.NEVER;
+    }
+  });
+}
+const size = checkedBy(parseSize, 'size');
+const name = checkedBy(validateName, 'name');
+const id = checkedBy(validateId, 'id');
 const metadata = z.record(z.string().max(255), z.string().max(65_535));
 const description = z.string().max(1024);
 const progress = z.custom<ProgressFn>((v) => typeof v === 'function', 'must be a function');

@@ -24,7 +24,10 @@ export function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: 
       : given === undefined
         ? 'nothing'
         : JSON.stringify(withoutSecrets(given));
-    return `${path}: ${issue.message}${unknownKeys}; got ${shown}`;
+    // Cairn's own validators (sizes, names, ids) name the value in their message already.
+    const valueShown =
+      issue.code === 'custom' && (issue.params as { valueShown?: boolean } | undefined)?.valueShown;
+    return valueShown ? `${path}: ${issue.message}` : `${path}: ${issue.message}${unknownKeys}; got ${shown}`;
   });
   throw invalidArgument(`invalid ${what}: ${problems.join('; ')}`, { details: { problems } });
 }
