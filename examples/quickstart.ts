@@ -17,7 +17,9 @@ const cairn = await Cairn.open({
 try {
   const pool = await cairn.addBackend('default', { driver: 'file', path: join(dataDir, 'volumes') });
   const caps = pool.capabilities;
-  step(`backend "default": ${pool.toJSON().path} (${caps.thin ? 'thin' : 'thick'}, clones: ${caps.cloneSpeed})`);
+  step(
+    `backend "default": ${pool.toJSON().path} (${caps.thin ? 'thin' : 'thick'}, clones: ${caps.cloneSpeed})`,
+  );
 
   const name = `quickstart-${Date.now()}`;
   const vol = await pool.createVolume({ size: '256MiB', name, metadata: { purpose: 'quickstart' } });
@@ -47,14 +49,18 @@ try {
   await ro.read(back, 0, back.length, 0);
   await ro.close();
   await restored.detach();
-  step(`read back from the restored volume (read-only at ${check.path}): ${back.equals(pattern) ? 'data intact' : 'DATA DIFFERS'}`);
+  step(
+    `read back from the restored volume (read-only at ${check.path}): ${back.equals(pattern) ? 'data intact' : 'DATA DIFFERS'}`,
+  );
   if (!back.equals(pattern)) process.exitCode = 1;
 
   await vol.extend('1GiB');
   step(`extended ${vol.name} to ${formatSize(vol.size)}`);
 
   const stats = await pool.stats();
-  step(`backend: ${stats.volumeCount} volumes, ${stats.snapshotCount} snapshots, ${formatSize(stats.provisionedBytes)} provisioned, ${formatSize(stats.allocatedBytes ?? 0)} allocated, ${formatSize(stats.freeBytes)} free`);
+  step(
+    `backend: ${stats.volumeCount} volumes, ${stats.snapshotCount} snapshots, ${formatSize(stats.provisionedBytes)} provisioned, ${formatSize(stats.allocatedBytes ?? 0)} allocated, ${formatSize(stats.freeBytes)} free`,
+  );
 
   await restored.delete();
   await clone.delete();
