@@ -6,34 +6,17 @@ import { type Engine, failure, lockKey, mustGet, save } from './engine.js';
 import { type ForceOptions, forceOptionsSchema } from './options.js';
 import { baseFields, type ConnectionInfo, type ConnectionRecord, type HostConnector } from './records.js';
 import { assertStatus } from './states.js';
+import { Stored } from './stored.js';
 import { volumeRef } from './volume.js';
 
 /**
  * An export of a volume to one host. On that host, {@link Connection.attach} turns it into a
  * local block device.
  */
-export class Connection {
-  /** @internal */
-  readonly engine: Engine;
-  private rec: ConnectionRecord;
-
-  /** @internal */
-  constructor(engine: Engine, record: ConnectionRecord) {
-    this.engine = engine;
-    this.rec = record;
-  }
-
-  /** Unique id (a UUID unless chosen at creation). */
-  get id(): string {
-    return this.rec.id;
-  }
+export class Connection extends Stored<ConnectionRecord> {
   /** The volume this connection exports. */
   get volumeId(): string {
     return this.rec.volumeId;
-  }
-  /** Life-cycle state (see the README's life-cycle table). */
-  get status(): ConnectionRecord['status'] {
-    return this.rec.status;
   }
   /** The host the volume is exported to. */
   get host(): string {
@@ -54,24 +37,6 @@ export class Connection {
   /** The connector properties of the host. */
   get connector(): HostConnector {
     return structuredClone(this.rec.connector);
-  }
-  /** The last failed operation on this object, or null. */
-  get lastError(): ConnectionRecord['lastError'] {
-    return this.rec.lastError;
-  }
-  /** Creation time, ISO 8601. */
-  get createdAt(): string {
-    return this.rec.createdAt;
-  }
-  /** A copy of the stored record, secrets included. */
-  get record(): ConnectionRecord {
-    return structuredClone(this.rec);
-  }
-
-  /** Re-reads the connection from the state store. */
-  async refresh(): Promise<this> {
-    this.rec = await mustGet(this.engine, 'connection', this.id);
-    return this;
   }
 
   /**

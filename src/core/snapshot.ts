@@ -1,8 +1,9 @@
 import type { SnapshotRef } from '../drivers/spi.js';
-import { type Engine, failure, lockKey, mustGet, save } from './engine.js';
+import { failure, lockKey, mustGet, save } from './engine.js';
 import { type DerivedVolumeOptions, parseDerivedVolume } from './options.js';
 import type { SnapshotRecord } from './records.js';
 import { assertStatus } from './states.js';
+import { Stored } from './stored.js';
 import { sizeFromSource, type Volume } from './volume.js';
 
 /** Driver view of a snapshot record. */
@@ -20,33 +21,7 @@ export const snapshotRef = (r: SnapshotRecord): SnapshotRef => ({
  * const snap = await vol.createSnapshot({ name: 'before-upgrade' });
  * const restored = await snap.createVolume({ name: 'restored' });
  */
-export class Snapshot {
-  /** @internal */
-  readonly engine: Engine;
-  private rec: SnapshotRecord;
-
-  /** @internal */
-  constructor(engine: Engine, record: SnapshotRecord) {
-    this.engine = engine;
-    this.rec = record;
-  }
-
-  /** Unique id (a UUID unless chosen at creation). */
-  get id(): string {
-    return this.rec.id;
-  }
-  /** The name, unique per backend, or null. */
-  get name(): string | null {
-    return this.rec.name;
-  }
-  /** Free text given at creation, or null. */
-  get description(): string | null {
-    return this.rec.description;
-  }
-  /** Life-cycle state (see the README's life-cycle table). */
-  get status(): SnapshotRecord['status'] {
-    return this.rec.status;
-  }
+export class Snapshot extends Stored<SnapshotRecord> {
   /** Id of the volume the snapshot was taken of. */
   get volumeId(): string {
     return this.rec.volumeId;
@@ -54,32 +29,6 @@ export class Snapshot {
   /** Size of the volume when the snapshot was taken, in bytes. */
   get size(): number {
     return this.rec.size;
-  }
-  /** Name of the backend the object lives on. */
-  get backendName(): string {
-    return this.rec.backend;
-  }
-  /** User metadata (a copy). */
-  get metadata(): Record<string, string> {
-    return { ...this.rec.metadata };
-  }
-  /** The last failed operation on this object, or null. */
-  get lastError(): SnapshotRecord['lastError'] {
-    return this.rec.lastError;
-  }
-  /** Creation time, ISO 8601. */
-  get createdAt(): string {
-    return this.rec.createdAt;
-  }
-  /** A copy of the stored record. */
-  get record(): SnapshotRecord {
-    return structuredClone(this.rec);
-  }
-
-  /** Re-reads the snapshot from the state store. @throws CairnError NOT_FOUND once deleted */
-  async refresh(): Promise<this> {
-    this.rec = await mustGet(this.engine, 'snapshot', this.id);
-    return this;
   }
 
   /** A new volume holding the snapshot's data (a restore), on the snapshot's backend. */

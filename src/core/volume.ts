@@ -4,7 +4,7 @@ import { newId } from '../util/names.js';
 import { parseSize } from '../util/size.js';
 import { parseWith } from '../util/zod.js';
 import { Connection, connectLocked } from './connection.js';
-import { attempt, type Engine, failure, lockKey, mustGet, nameKey, save } from './engine.js';
+import { attempt, failure, lockKey, mustGet, nameKey, save } from './engine.js';
 import {
   type ConnectOptions,
   type CreateSnapshotOptions,
@@ -24,6 +24,7 @@ import {
 } from './records.js';
 import { Snapshot } from './snapshot.js';
 import { assertStatus } from './states.js';
+import { Stored } from './stored.js';
 
 /** Driver view of a volume record. */
 export const volumeRef = (r: VolumeRecord): VolumeRef => ({
@@ -43,56 +44,18 @@ export const volumeRef = (r: VolumeRecord): VolumeRef => ({
  * await vol.detach();
  * await vol.delete();
  */
-export class Volume {
-  /** @internal */
-  readonly engine: Engine;
-  private rec: VolumeRecord;
-
-  /** @internal */
-  constructor(engine: Engine, record: VolumeRecord) {
-    this.engine = engine;
-    this.rec = record;
-  }
-
-  /** Unique id (a UUID unless chosen at creation). */
-  get id(): string {
-    return this.rec.id;
-  }
-  /** The name, unique per backend, or null. */
-  get name(): string | null {
-    return this.rec.name;
-  }
-  /** Free text given at creation, or null. */
-  get description(): string | null {
-    return this.rec.description;
-  }
+export class Volume extends Stored<VolumeRecord> {
   /** Size in bytes. */
   get size(): number {
     return this.rec.size;
-  }
-  /** Life-cycle state (see the README's life-cycle table). */
-  get status(): VolumeRecord['status'] {
-    return this.rec.status;
   }
   /** `attached` while at least one connection has a local device. */
   get attachStatus(): VolumeRecord['attachStatus'] {
     return this.rec.attachStatus;
   }
-  /** Name of the backend the volume lives on. */
-  get backendName(): string {
-    return this.rec.backend;
-  }
-  /** User metadata (a copy). */
-  get metadata(): Record<string, string> {
-    return { ...this.rec.metadata };
-  }
   /** Backend-specific options given at creation (a copy). */
   get extraSpecs(): Record<string, string> {
     return { ...this.rec.extraSpecs };
-  }
-  /** The last failed operation on this volume, if any. */
-  get lastError(): VolumeRecord['lastError'] {
-    return this.rec.lastError;
   }
   /** The volume this one was cloned from, or null. */
   get sourceVolumeId(): string | null {
@@ -101,20 +64,6 @@ export class Volume {
   /** The snapshot this volume was made from, or null. */
   get sourceSnapshotId(): string | null {
     return this.rec.sourceSnapshotId;
-  }
-  /** Creation time, ISO 8601. */
-  get createdAt(): string {
-    return this.rec.createdAt;
-  }
-  /** A copy of the stored record. */
-  get record(): VolumeRecord {
-    return structuredClone(this.rec);
-  }
-
-  /** Re-reads the volume from the state store. @throws CairnError NOT_FOUND once deleted */
-  async refresh(): Promise<this> {
-    this.rec = await mustGet(this.engine, 'volume', this.id);
-    return this;
   }
 
   /** Snapshots of this volume, oldest first. */

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { CONNECTION_STATUSES, SNAPSHOT_STATUSES, VOLUME_STATUSES } from '../../src/core/records.js';
 import type { ConnectionRecord, SnapshotRecord, VolumeRecord } from '../../src/index.js';
 
 // fast-check generators of valid records, for property tests of stores and serialization.
@@ -57,15 +58,7 @@ export const volumeArb: fc.Arbitrary<VolumeRecord> = fc.record(
   {
     kind: fc.constant('volume' as const),
     ...base,
-    status: fc.constantFrom(
-      'creating',
-      'available',
-      'in-use',
-      'extending',
-      'deleting',
-      'error',
-      'error_deleting',
-    ),
+    status: fc.constantFrom(...VOLUME_STATUSES),
     attachStatus: fc.constantFrom('detached', 'attached'),
     size: fc.integer({ min: 1, max: MAX }),
     sourceVolumeId: fc.option(fc.uuid(), { nil: null }),
@@ -80,7 +73,7 @@ export const snapshotArb: fc.Arbitrary<SnapshotRecord> = fc.record(
   {
     kind: fc.constant('snapshot' as const),
     ...base,
-    status: fc.constantFrom('creating', 'available', 'deleting', 'error', 'error_deleting'),
+    status: fc.constantFrom(...SNAPSHOT_STATUSES),
     volumeId: fc.uuid(),
     size: fc.integer({ min: 1, max: MAX }),
   },
@@ -91,15 +84,7 @@ export const connectionArb: fc.Arbitrary<ConnectionRecord> = fc.record(
   {
     kind: fc.constant('connection' as const),
     ...base,
-    status: fc.constantFrom(
-      'connecting',
-      'connected',
-      'attaching',
-      'attached',
-      'detaching',
-      'disconnecting',
-      'error',
-    ),
+    status: fc.constantFrom(...CONNECTION_STATUSES),
     volumeId: fc.uuid(),
     host: text(20).filter((s) => s.length > 0),
     mode: fc.constantFrom('rw', 'ro'),

@@ -90,6 +90,22 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
     }
   }
 
+  /** Makes a new volume file from a copy of `source`, grown to the volume's size. */
+  async function copyIntoVolume(
+    source: string,
+    what: string,
+    volume: VolumeRef,
+    onProgress?: ProgressFn,
+  ): Promise<void> {
+    await mustExist(source, what);
+    await ensureSpace(volume.size);
+    const path = volumeFile(volume.id);
+    await createFile(path, async () => {
+      await copyVolumeFile(source, path, copyOpts(onProgress));
+      await growFile(path, volume.size);
+    });
+  }
+
   return {
     capabilities,
     validateConnector,
@@ -110,24 +126,12 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
     },
 
     async cloneVolume(volume, source, onProgress) {
-      await mustExist(volumeFile(source.id), `source volume ${source.id}`);
-      await ensureSpace(volume.size);
-      const path = volumeFile(volume.id);
-      await createFile(path, async () => {
-        await copyVolumeFile(volumeFile(source.id), path, copyOpts(onProgress));
-        await growFile(path, volume.size);
-      });
+      await copyIntoVolume(volumeFile(source.id), `source volume ${source.id}`, volume, onProgress);
       return undefined;
     },
 
     async createVolumeFromSnapshot(volume, snapshot: SnapshotRef, onProgress) {
-      await mustExist(snapshotFile(snapshot.id), `snapshot ${snapshot.id}`);
-      await ensureSpace(volume.size);
-      const path = volumeFile(volume.id);
-      await createFile(path, async () => {
-        await copyVolumeFile(snapshotFile(snapshot.id), path, copyOpts(onProgress));
-        await growFile(path, volume.size);
-      });
+      await copyIntoVolume(snapshotFile(snapshot.id), `snapshot ${snapshot.id}`, volume, onProgress);
       return undefined;
     },
 
