@@ -161,6 +161,7 @@ export class Cairn {
       typeof o.rootHelper === 'string' ? o.rootHelper.split(/\s+/).filter(Boolean) : (o.rootHelper ?? []);
     const runner = o.runner ?? createRunner({ rootHelper, logger });
     const store = await openStateStore(state, { withLock: (key, fn) => locks.withLocks([key], fn) });
+    if (store.lock) locks.useSharedLock(store.lock.bind(store));
     return new Cairn(store, locks, logger, runner);
   }
 

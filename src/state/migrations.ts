@@ -1,4 +1,4 @@
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
 import { stateStoreFailure } from '../util/errors.js';
 
 /**
@@ -20,7 +20,7 @@ export const MIGRATIONS: Record<string, Migration> = {
         .addColumn('status', 'varchar(32)', (c) => c.notNull())
         .addColumn('version', 'bigint', (c) => c.notNull())
         .addColumn('created_at', 'varchar(40)', (c) => c.notNull())
-        .addColumn('data', 'text', (c) => c.notNull())
+        .addColumn('data', documentType(db), (c) => c.notNull())
         .addPrimaryKeyConstraint('cairn_objects_pk', ['kind', 'id'])
         .execute();
       await db.schema
@@ -41,14 +41,23 @@ export const MIGRATIONS: Record<string, Migration> = {
         .execute();
       await db.schema
         .createTable('cairn_kv')
-        .addColumn('key', 'varchar(255)', (c) => c.primaryKey())
-        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('kv_key', 'varchar(255)', (c) => c.primaryKey())
+        .addColumn('kv_value', documentType(db), (c) => c.notNull())
         .execute();
     },
   },
 };
 
 export const MIGRATION_TABLE = 'cairn_migration';
+
+/**
+ * The column type of a JSON document. MySQL's `text` holds only 64 KiB, too little for large
+ * metadata, so MySQL and MariaDB get `longtext`; SQLite and PostgreSQL `text` are unbounded.
+ */
+function documentType(db: Kysely<unknown>) {
+  const adapter = db.getExecutor().adapter.constructor.name;
+  return sql.raw(adapter === 'MysqlAdapter' ? 'longtext' : 'text');
+}
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
 

@@ -37,6 +37,13 @@ export interface StateStore {
   setKV(key: string, value: string): Promise<void>;
   deleteKV(key: string): Promise<boolean>;
   listKV(prefix?: string): Promise<Record<string, string>>;
+  /**
+   * Optional: a lock shared by every process and host using this store (PostgreSQL advisory
+   * locks, MySQL `GET_LOCK`), released by the database when its holder dies. Waits until
+   * `deadline` (epoch ms), then throws BUSY. When a store offers it, Cairn uses it instead of
+   * lock files, which hold on one host only.
+   */
+  lock?(key: string, deadline: number): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

@@ -1,6 +1,7 @@
 import { type AnyRecord, type RecordKind, type RecordOf, recordSchemas } from '../core/records.js';
 import { alreadyExists, conflict, stateStoreFailure } from '../util/errors.js';
 import type { ListFilter, StateStore } from './spi.js';
+import { byCreation } from './util.js';
 
 /**
  * The few primitives the SQL store needs from a database. Statements use `?` placeholders;
@@ -106,7 +107,9 @@ export function createSqlStore(opts: { kind: string; location: string; sql: SqlE
           params,
         ),
       );
-      return rows.map((r) => fromRow<K>(r));
+      // Sorted here, not only by the database: collations differ (MySQL's ignore case, some
+      // PostgreSQL locales ignore punctuation), and every store must list in the same order.
+      return rows.map((r) => fromRow<K>(r)).sort(byCreation);
     },
 
     async put<R extends AnyRecord>(record: R) {
@@ -178,7 +181,7 @@ export function createSqlStore(opts: { kind: string; location: string; sql: SqlE
     async getKV(key) {
       const rows = await guard(
         'reading a key',
-        sql.query<{ value: string }>('select value from cairn_kv where key = ?', [key]),
+        sql.query<{ value: string }>('select kv_value as value from cairn_kv where kv_key = ?', [key]),
       );
       return rows[0]?.value ?? null;
     },
@@ -187,25 +190,29 @@ export function createSqlStore(opts: { kind: string; location: string; sql: SqlE
       await guard(
         `writing key ${key}`,
         sql.batch([
-          ['delete from cairn_kv where key = ?', [key]],
-          ['insert into cairn_kv (key, value) values (?, ?)', [key, value]],
+          ['delete from cairn_kv where kv_key = ?', [key]],
+          ['insert into cairn_kv (kv_key, kv_value) values (?, ?)', [key, value]],
         ]),
       );
     },
 
     async deleteKV(key) {
       return (
-        (await guard(`deleting key ${key}`, sql.execute('delete from cairn_kv where key = ?', [key]))) > 0
+        (await guard(`deleting key ${key}`, sql.execute('delete from cairn_kv where kv_key = ?', [key]))) > 0
       );
     },
 
     async listKV(prefix = '') {
       const rows = await guard(
         'listing keys',
-        sql.query<{ key: string; value: string }>('select key, value from cairn_kv order by key', []),
+        sql.query<{ k: string; v: string }>(
+          'select kv_key as k, kv_value as v from cairn_kv order by kv_key',
+          [],
+        ),
       );
       const out: Record<string, string> = {};
-      for (const r of rows) if (r.key.startsWith(prefix)) out[r.key] = r.value;
+      rows.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+      for (const r of rows) if (r.k.startsWith(prefix)) out[r.k] = r.v;
       return out;
     },
 

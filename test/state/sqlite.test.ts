@@ -133,7 +133,7 @@ describe('SQLite state file', () => {
     );
     const db = new Sqlite(file, { readonly: true });
     const migrations = db.prepare('select name from cairn_migration').all() as Array<{ name: string }>;
-    const keys = db.prepare("select key from cairn_kv where key like 'opened-by-%'").all();
+    const keys = db.prepare("select kv_key from cairn_kv where kv_key like 'opened-by-%'").all();
     db.close();
     assert.deepEqual(
       migrations.map((m) => m.name),
