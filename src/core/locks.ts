@@ -31,6 +31,9 @@ export interface LockOptions {
   timeoutMs?: number;
 }
 
+/** Takes a lock held outside this process until the returned release runs; waits until `deadline`. */
+export type SharedLock = (key: string, deadline: number) => Promise<() => Promise<void>>;
+
 /**
  * Per-object locks that hold within a process and across processes on one host.
  *
@@ -47,10 +50,19 @@ export class LockManager {
   private readonly myStart = processStartTime(process.pid);
   private readonly myNs = pidNamespace();
   private dirReady: Promise<void> | undefined;
+  private shared: SharedLock | undefined;
 
   constructor(options: LockOptions) {
     this.dir = options.dir;
     this.timeoutMs = options.timeoutMs ?? 300_000;
+  }
+
+  /**
+   * Takes locks through `lock` (a state store's, shared across hosts) instead of lock files
+   * from now on.
+   */
+  useSharedLock(lock: SharedLock): void {
+    this.shared = lock;
   }
 
   /** Runs `fn` while holding every lock in `keys` (taken in sorted order to avoid deadlock). */
@@ -81,8 +93,11 @@ export class LockManager {
     this.queues.set(key, tail);
     try {
       await raceDeadline(previous, deadline, key);
-      const releaseFile =
-        this.dir === null ? async () => {} : await this.acquireFile(key, deadline, this.dir);
+      const releaseFile = this.shared
+        ? await this.shared(key, deadline)
+        : this.dir === null
+          ? async () => {}
+          : await this.acquireFile(key, deadline, this.dir);
       return async () => {
         await releaseFile();
         releaseLocal();
