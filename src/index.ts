@@ -6,6 +6,7 @@
 export type { AttachedDevice, Connector } from './connectors/spi.js';
 export { Backend } from './core/backend.js';
 export { Cairn, defaultDataDir, type OpenOptions, type StateDump } from './core/cairn.js';
+export type { BackendCheck } from './core/check.js';
 export { Connection } from './core/connection.js';
 export type {
   ConnectOptions,
@@ -25,6 +26,7 @@ export type {
   VolumeRecord,
   VolumeStatus,
 } from './core/records.js';
+export type { RecoveryAction } from './core/recovery.js';
 export { Snapshot } from './core/snapshot.js';
 export { Volume } from './core/volume.js';
 export type {
@@ -34,6 +36,7 @@ export type {
   DriverContext,
   DriverModule,
   DriverUpdate,
+  Inventory,
   ProgressFn,
   SnapshotRef,
   VolumeRef,

@@ -7,6 +7,7 @@ import type {
   VolumeRef,
 } from '../drivers/spi.js';
 import { alreadyExists, CairnError, ErrorCode, toCairnError } from '../util/errors.js';
+import { faultPoint } from '../util/fault.js';
 import { newId } from '../util/names.js';
 import { withoutSecrets } from '../util/redact.js';
 import { alignUp } from '../util/size.js';
@@ -14,6 +15,7 @@ import { parseWith } from '../util/zod.js';
 import { attempt, type Engine, failure, lockKey, nameKey, save } from './engine.js';
 import { type CreateVolumeOptions, parseCreateVolume } from './options.js';
 import { baseFields, type HostConnector, hostConnectorSchema, type VolumeRecord } from './records.js';
+import type { RecoveryAction } from './recovery.js';
 import { Volume } from './volume.js';
 
 /** Driver-independent fields of a new volume, after validation. */
@@ -58,6 +60,8 @@ export class Backend {
   readonly name: string;
   /** The driver's name, e.g. `file`. */
   readonly driverName: string;
+  /** What recovery did when the backend was added: interrupted operations found and repaired. */
+  recovered: RecoveryAction[] = [];
   private readonly config: Record<string, unknown>;
 
   /** @internal Use `cairn.addBackend`. */
@@ -128,10 +132,12 @@ export class Backend {
         multiattach: o.multiattach ?? false,
       };
       let stored = await engine.store.put(record);
+      faultPoint('volume.create:after-record');
       const ref: VolumeRef = { id, name: record.name, size, driverData: {} };
       let update: DriverUpdate | undefined;
       try {
         update = await source.make(ref, source.onProgress);
+        faultPoint('volume.create:after-driver');
       } catch (err) {
         // Leave nothing behind: remove what the driver may have made, then the record. If the
         // backend can't be cleaned, keep the record as `error` so the volume is not lost.

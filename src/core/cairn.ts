@@ -14,6 +14,7 @@ import { validateName } from '../util/names.js';
 import { withoutSecrets } from '../util/redact.js';
 import { parseWith } from '../util/zod.js';
 import { Backend } from './backend.js';
+import { type BackendCheck, checkBackend } from './check.js';
 import { Connection } from './connection.js';
 import type { Engine } from './engine.js';
 import { LockManager } from './locks.js';
@@ -26,6 +27,7 @@ import {
   snapshotRecordSchema,
   volumeRecordSchema,
 } from './records.js';
+import { recoverBackend } from './recovery.js';
 import { Snapshot } from './snapshot.js';
 import { Volume } from './volume.js';
 
@@ -175,7 +177,11 @@ export class Cairn {
    * name, or a driver module; the other fields are the driver's own, validated by its schema.
    * @example await cairn.addBackend('fast', { driver: 'file', path: '/mnt/xfs/cairn' })
    */
-  async addBackend(name: string, config: Record<string, unknown>): Promise<Backend> {
+  async addBackend(
+    name: string,
+    config: Record<string, unknown>,
+    opts: { recover?: boolean } = {},
+  ): Promise<Backend> {
     validateName(name, 'backend name');
     if (this.backendMap.has(name)) throw alreadyExists(`backend "${name}" is configured already`);
     if (typeof config !== 'object' || config === null)
@@ -198,6 +204,7 @@ export class Cairn {
     }
     const backend = new Backend(this.engine, name, module.name, parsed as Record<string, unknown>, instance);
     this.backendMap.set(name, backend);
+    if (opts.recover !== false) backend.recovered = await recoverBackend(this.engine, backend);
     return backend;
   }
 
@@ -331,6 +338,19 @@ export class Cairn {
         `cannot load ${r.kind} ${r.id}: the name "${r.name}" is taken on backend ${r.backend} by ${other.id}`,
       );
     }
+  }
+
+  /**
+   * Compares the state store with each backend's real inventory: orphans (on the backend,
+   * unknown to the store), dangling records (in the store, gone from the backend), sizes that
+   * differ. With `repair`, interrupted operations are recovered and dangling records fixed
+   * (see {@link checkBackend}); orphans are never removed.
+   */
+  async check(opts: { repair?: boolean; backend?: string } = {}): Promise<BackendCheck[]> {
+    const backends = opts.backend ? [this.backend(opts.backend)] : this.backends;
+    const reports: BackendCheck[] = [];
+    for (const b of backends) reports.push(await checkBackend(this.engine, b, opts.repair ?? false));
+    return reports;
   }
 
   /** Closes every backend and the state store. */

@@ -1,4 +1,5 @@
 import { invalidArgument, invalidState } from '../util/errors.js';
+import { faultPoint } from '../util/fault.js';
 import { newId } from '../util/names.js';
 import { withoutSecrets } from '../util/redact.js';
 import { parseWith } from '../util/zod.js';
@@ -59,6 +60,7 @@ export class Connection extends Stored<ConnectionRecord> {
       rec = await save(engine, rec, { status: 'attaching' });
       try {
         const device = await connector.attach(rec.info, { readOnly: rec.mode === 'ro' });
+        faultPoint('connection.attach:after-device');
         rec = await save(engine, rec, { status: 'attached', path: device.path, lastError: null });
       } catch (err) {
         this.rec = await save(engine, rec, { status: 'connected', lastError: failure('attach', err) });
@@ -181,6 +183,7 @@ export async function connectLocked(
     path: null,
   };
   let stored = await engine.store.put(record);
+  faultPoint('connection.connect:after-record');
   try {
     const info = await backend.driver.exportVolume(volumeRef(volume), connector, mode);
     stored = await save(engine, stored, { status: 'connected', info });
@@ -230,8 +233,8 @@ async function detachLocked(
   return next;
 }
 
-/** Keeps the volume's `attachStatus` and `in-use` status true to its connections. */
-async function setAttachStatus(engine: Engine, volumeId: string): Promise<void> {
+/** Keeps the volume's `attachStatus` and `in-use` status true to its connections. @internal */
+export async function setAttachStatus(engine: Engine, volumeId: string): Promise<void> {
   const volume = await engine.store.get('volume', volumeId);
   if (!volume) return;
   const connections = await engine.store.list('connection', { volumeId });

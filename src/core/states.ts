@@ -15,7 +15,7 @@ const VOLUME: Record<VolumeStatus, readonly VolumeStatus[]> = {
 
 const SNAPSHOT: Record<SnapshotStatus, readonly SnapshotStatus[]> = {
   creating: ['available', 'error'],
-  available: ['deleting'],
+  available: ['deleting', 'error'], // error: found missing on the backend
   deleting: ['error_deleting'],
   error: ['deleting'],
   error_deleting: ['deleting'],

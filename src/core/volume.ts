@@ -1,5 +1,6 @@
 import type { VolumeRef } from '../drivers/spi.js';
 import { alreadyExists, invalidArgument, invalidState, unsupported } from '../util/errors.js';
+import { faultPoint } from '../util/fault.js';
 import { newId } from '../util/names.js';
 import { parseSize } from '../util/size.js';
 import { parseWith } from '../util/zod.js';
@@ -129,6 +130,7 @@ export class Volume extends Stored<VolumeRecord> {
         size: volume.size,
       };
       let stored = await engine.store.put(record);
+      faultPoint('snapshot.create:after-record');
       const ref = { id, name: record.name, volumeId: volume.id, size: volume.size, driverData: {} };
       try {
         const update = await backend.driver.createSnapshot(ref, volumeRef(volume));
@@ -172,8 +174,10 @@ export class Volume extends Stored<VolumeRecord> {
       }
       const previous = rec.status;
       rec = await save(engine, rec, { status: 'extending' });
+      faultPoint('volume.extend:after-status');
       try {
         const update = await backend.driver.extendVolume(volumeRef(rec), size);
+        faultPoint('volume.extend:after-driver');
         rec = await save(engine, rec, {
           status: previous,
           size: update?.size ?? size,
@@ -221,8 +225,10 @@ export class Volume extends Stored<VolumeRecord> {
         : ['available', 'error', 'error_deleting'];
       assertStatus('volume', this.id, rec.status, allowed, 'delete');
       if (rec.status !== 'deleting') rec = await save(engine, rec, { status: 'deleting' });
+      faultPoint('volume.delete:after-status');
       try {
         await backend.driver.deleteVolume(volumeRef(rec));
+        faultPoint('volume.delete:after-driver');
       } catch (err) {
         this.rec = await save(engine, rec, { status: 'error_deleting', lastError: failure('delete', err) });
         throw err;

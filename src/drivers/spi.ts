@@ -50,6 +50,12 @@ export interface SnapshotRef {
   driverData: Record<string, unknown>;
 }
 
+/** Objects found on a backend: id → size in bytes. */
+export interface Inventory {
+  volumes: Map<string, number>;
+  snapshots: Map<string, number>;
+}
+
 /** What a driver may change on a record after an operation. */
 export interface DriverUpdate {
   driverData?: Record<string, unknown>;
@@ -98,8 +104,11 @@ export interface Driver {
   exportVolume(volume: VolumeRef, connector: HostConnector, mode: 'rw' | 'ro'): Promise<ConnectionInfo>;
   /** Idempotent. */
   unexportVolume(volume: VolumeRef, info: ConnectionInfo, connector: HostConnector): Promise<void>;
-  /** Ids of the volumes and snapshots that really exist on the backend (for consistency checks). */
-  inventory(): Promise<{ volumes: string[]; snapshots: string[] }>;
+  /**
+   * The volumes and snapshots that really exist on the backend, by id with their sizes: what
+   * consistency checks and crash recovery compare the state store with.
+   */
+  inventory(): Promise<Inventory>;
   close(): Promise<void>;
 }
 

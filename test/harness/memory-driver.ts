@@ -85,7 +85,7 @@ export const memoryDriver: DriverModule<typeof memoryDriverConfig> = {
       },
       async unexportVolume() {},
       async inventory() {
-        return { volumes: [...volumes.keys()], snapshots: [...snapshots.keys()] };
+        return { volumes: new Map(volumes), snapshots: new Map(snapshots) };
       },
       async close() {},
     };

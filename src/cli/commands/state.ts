@@ -75,6 +75,61 @@ export function registerState(program: Command): void {
         );
       }),
     );
+
+  registerMaintenance(state);
+}
+
+/** `state check` and `state migrate`. */
+function registerMaintenance(state: Command): void {
+  state
+    .command('check')
+    .description(
+      'compare the state store with each backend: orphans, dangling records, interrupted operations',
+    )
+    .option('--repair', 'recover interrupted operations and fix dangling records (orphans are only reported)')
+    .option('--backend <name>', 'check this backend only')
+    .action(
+      withCairn<{ repair?: boolean; backend?: string }>(async (ctx, { opts, out }) => {
+        const names = opts.backend ? [opts.backend] : Object.keys(ctx.config.backends);
+        const reports = [];
+        for (const name of names) {
+          await ctx.backend(name);
+          reports.push(...(await ctx.cairn.check({ backend: name, repair: opts.repair === true })));
+        }
+        const problems = reports.reduce(
+          (n, r) => n + r.orphans.length + r.dangling.length + r.sizeMismatches.length,
+          0,
+        );
+        const lines = reports.flatMap((r) => [
+          `backend ${r.backend}: ${plural(r.orphans.length, 'orphan')}, ${plural(r.dangling.length, 'dangling record')}, ${plural(r.sizeMismatches.length, 'size mismatch').replace('mismatchs', 'mismatches')}`,
+          ...r.orphans.map(
+            (o) => `  orphan ${o.kind} ${o.id} (${o.size} bytes): on the backend, unknown to the state store`,
+          ),
+          ...r.dangling.map(
+            (d) =>
+              `  dangling ${d.kind} ${d.id}${d.name ? ` (${d.name})` : ''}, ${d.status}: gone from the backend`,
+          ),
+          ...r.sizeMismatches.map((m) => `  ${m.kind} ${m.id}: stored size ${m.stored}, actual ${m.actual}`),
+          ...r.recovered.map((a) => `  recovered ${a.kind} ${a.id} (${a.found}): ${a.outcome}: ${a.message}`),
+          ...r.repaired.map((a) => `  repaired ${a.kind} ${a.id}: ${a.action}`),
+        ]);
+        out.result(reports, lines.join('\n'));
+        // Problems left after the check are worth a non-zero exit, for cron jobs and scripts.
+        if (problems > 0 && !opts.repair) process.exitCode = 5;
+      }),
+    );
+
+  state
+    .command('migrate')
+    .description('create or upgrade the state store schema (opening it does the same)')
+    .action(
+      withCairn(async (ctx, { out }) => {
+        out.result(
+          { state: ctx.cairn.store.location, migrated: true },
+          `state store ${ctx.cairn.store.location} is up to date`,
+        );
+      }),
+    );
 }
 
 /**

@@ -10,6 +10,7 @@ import type {
   Capabilities,
   Driver,
   DriverContext,
+  Inventory,
   ProgressFn,
   SnapshotRef,
   VolumeRef,
@@ -202,10 +203,16 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
     },
 
     async inventory() {
-      const names = await readdir(config.path);
-      const ids = (prefix: string) =>
-        names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
-      return { volumes: ids('volume-'), snapshots: ids('snapshot-') };
+      const found: Inventory = { volumes: new Map(), snapshots: new Map() };
+      for (const name of await readdir(config.path)) {
+        const [kind, prefix] = name.startsWith('volume-')
+          ? (['volumes', 'volume-'] as const)
+          : (['snapshots', 'snapshot-'] as const);
+        if (!name.startsWith(prefix)) continue;
+        const s = await stat(join(config.path, name)).catch(() => null);
+        if (s) found[kind].set(name.slice(prefix.length), s.size);
+      }
+      return found;
     },
 
     async close() {},
