@@ -2,13 +2,14 @@ import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely
 import { stateStoreFailure } from '../util/errors.js';
 
 /**
- * The schema of every SQL store (SQLite now; PostgreSQL and MySQL reuse it). Objects are JSON
+ * The schema of every SQL store (SQLite, PostgreSQL, MySQL/MariaDB). Objects are JSON
  * documents with the columns that are filtered on lifted out, so adding a field to a record
  * needs no migration; indexes and constraints do.
  */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_objects': {
     async up(db: Kysely<unknown>) {
+      const options = await tableOptions(db);
       await db.schema
         .createTable('cairn_objects')
         .addColumn('kind', 'varchar(16)', (c) => c.notNull())
@@ -22,6 +23,7 @@ export const MIGRATIONS: Record<string, Migration> = {
         .addColumn('created_at', 'varchar(40)', (c) => c.notNull())
         .addColumn('data', documentType(db), (c) => c.notNull())
         .addPrimaryKeyConstraint('cairn_objects_pk', ['kind', 'id'])
+        .$call((t) => (options ? t.modifyEnd(options) : t))
         .execute();
       await db.schema
         .createIndex('cairn_objects_name')
@@ -43,6 +45,7 @@ export const MIGRATIONS: Record<string, Migration> = {
         .createTable('cairn_kv')
         .addColumn('kv_key', 'varchar(255)', (c) => c.primaryKey())
         .addColumn('kv_value', documentType(db), (c) => c.notNull())
+        .$call((t) => (options ? t.modifyEnd(options) : t))
         .execute();
     },
   },
@@ -55,8 +58,42 @@ export const MIGRATION_TABLE = 'cairn_migration';
  * metadata, so MySQL and MariaDB get `longtext`; SQLite and PostgreSQL `text` are unbounded.
  */
 function documentType(db: Kysely<unknown>) {
+  return sql.raw(dialectOf(db) === 'mysql' ? 'longtext' : 'text');
+}
+
+function dialectOf(db: Kysely<unknown>): 'sqlite' | 'postgres' | 'mysql' | 'other' {
   const adapter = db.getExecutor().adapter.constructor.name;
-  return sql.raw(adapter === 'MysqlAdapter' ? 'longtext' : 'text');
+  if (adapter === 'SqliteAdapter') return 'sqlite';
+  if (adapter === 'PostgresAdapter') return 'postgres';
+  return adapter === 'MysqlAdapter' ? 'mysql' : 'other';
+}
+
+/**
+ * Table options. MySQL and MariaDB: InnoDB (transactions, whatever the server's default
+ * engine), utf8mb4 (4-byte unicode), and a binary collation that does not pad (names and keys
+ * compare exactly, as in SQLite and PostgreSQL: "Data" is not "data", "data " is not "data"),
+ * whatever the database's default charset and collation are. Others: none.
+ */
+async function tableOptions(db: Kysely<unknown>) {
+  if (dialectOf(db) !== 'mysql') return null;
+  const { rows } = await sql<{
+    c: string;
+  }>`select collation_name as c from information_schema.collations where collation_name in ('utf8mb4_nopad_bin', 'utf8mb4_0900_bin')`.execute(
+    db,
+  );
+  // MariaDB has utf8mb4_nopad_bin, MySQL 8 utf8mb4_0900_bin; older ones only the padding one.
+  const collation = rows.map((r) => r.c).sort()[0] ?? 'utf8mb4_bin';
+  return sql.raw(`engine = InnoDB default charset = utf8mb4 collate = ${collation}`);
+}
+
+/** The refusal of a database holding tables named like Cairn's but no migration table. */
+export function foreignCairnTables(tables: readonly string[], location: string) {
+  return stateStoreFailure(
+    `${location} is not a Cairn state store: it holds tables named like Cairn's (${[...tables]
+      .sort()
+      .slice(0, 5)
+      .join(', ')}) but no ${MIGRATION_TABLE} table; refusing to touch them`,
+  );
 }
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
@@ -85,10 +122,13 @@ function newerSchema(unknown: string[], location: string) {
  * which holds other tables but no Cairn schema (someone else's database).
  */
 export async function migrate(db: Kysely<unknown>, location: string): Promise<void> {
+  const dialect = dialectOf(db);
+  // PostgreSQL lists the tables of every schema: look only at the one Cairn's tables go to.
+  const schema = dialect === 'postgres' ? await currentSchema(db, location) : undefined;
   const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
-  const names = tables.map((t) => t.name);
+  const names = tables.filter((t) => schema === undefined || t.schema === schema).map((t) => t.name);
   if (names.includes(MIGRATION_TABLE)) {
-    const rows = await db
+    const rows = await (schema === undefined ? db : db.withSchema(schema))
       .selectFrom(MIGRATION_TABLE as never)
       .select('name' as never)
       .execute();
@@ -96,13 +136,17 @@ export async function migrate(db: Kysely<unknown>, location: string): Promise<vo
       rows.map((r) => (r as { name: string }).name),
       location,
     );
-  } else {
+  } else if (dialect === 'sqlite') {
     const foreign = names.filter((n) => !n.startsWith('cairn_') && !n.startsWith('sqlite_'));
     if (foreign.length > 0) {
       throw stateStoreFailure(
         `${location} is not a Cairn state store: it holds other tables (${foreign.slice(0, 5).join(', ')}) and no Cairn schema`,
       );
     }
+  } else {
+    // A server database is often shared: other tables are fine, tables named like Cairn's are not.
+    const ours = names.filter((n) => n.startsWith('cairn_'));
+    if (ours.length > 0) throw foreignCairnTables(ours, location);
   }
   const { Migrator } = await import('kysely');
   const migrator = new Migrator({
@@ -110,10 +154,21 @@ export async function migrate(db: Kysely<unknown>, location: string): Promise<vo
     provider,
     migrationTableName: MIGRATION_TABLE,
     migrationLockTableName: `${MIGRATION_TABLE}_lock`,
+    ...(schema === undefined ? {} : { migrationTableSchema: schema }),
   });
   const { error } = await migrator.migrateToLatest();
   if (error)
     throw stateStoreFailure(`could not migrate state store ${location}: ${(error as Error).message}`, {
       cause: error,
     });
+}
+
+async function currentSchema(db: Kysely<unknown>, location: string): Promise<string> {
+  const { rows } = await sql<{ s: string | null }>`select current_schema() as s`.execute(db);
+  const schema = rows[0]?.s;
+  if (!schema)
+    throw stateStoreFailure(
+      `state store ${location}: no schema to create tables in (none of the search_path exists)`,
+    );
+  return schema;
 }

@@ -1,11 +1,14 @@
-import { invalidArgument, unsupported } from '../util/errors.js';
+import { invalidArgument } from '../util/errors.js';
 import { loadPlugin } from '../util/plugin.js';
 import { createMemoryStore } from './memory.js';
 import type { StateStore, StateStoreContext, StateStoreFactory } from './spi.js';
+import { maskUrl, parseServerUrl, serverKindOf } from './url.js';
 
 /**
- * Which store to use: a URL (`memory:`, `sqlite:PATH`, `sqlite::memory:`), a ready store, a
- * factory, or a third-party package by name with its options.
+ * Which store to use: a URL (`memory:`, `sqlite:PATH`, `sqlite::memory:`,
+ * `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, `postgresql://…`, `mysql://…`, `mariadb://…`,
+ * with optional `?connectTimeoutMs=5000&poolSize=10`), a ready store, a factory, or a
+ * third-party package by name with its options.
  */
 export type StateOption =
   | string
@@ -38,13 +41,17 @@ async function openUrl(url: string, ctx: StateStoreContext): Promise<StateStore>
     const { createSqliteStore } = await import('./sqlite.js');
     return createSqliteStore(file ?? ':memory:', ctx);
   }
-  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
-  if (scheme === 'postgres' || scheme === 'postgresql' || scheme === 'mysql' || scheme === 'mariadb') {
-    throw unsupported(
-      `state: ${scheme} stores are not available in this version; use sqlite:PATH or memory:`,
-    );
+  if (serverKindOf(url)) {
+    // Parsed before the client library loads: a bad URL costs nothing and shows no password.
+    const target = parseServerUrl(url);
+    if (target.kind === 'postgres') {
+      const { createPostgresStore } = await import('./postgres.js');
+      return createPostgresStore(target);
+    }
+    const { createMysqlStore } = await import('./mysql.js');
+    return createMysqlStore(target);
   }
   throw invalidArgument(
-    `state: unknown state store ${JSON.stringify(url.replace(/\/\/[^@/]*@/, '//***@'))}; allowed: "memory:", "sqlite:PATH", "sqlite::memory:", a store object, { factory }, or { package }`,
+    `state: unknown state store ${JSON.stringify(maskUrl(url))}; allowed: "memory:", "sqlite:PATH", "sqlite::memory:", "postgres://USER:PASSWORD@HOST:PORT/DATABASE", "mysql://USER:PASSWORD@HOST:PORT/DATABASE", a store object, { factory }, or { package }`,
   );
 }

@@ -192,9 +192,10 @@ describe('cairn configuration', () => {
       assert.match(colon.stderr, /hint: quote a value that ends with ":"/);
     });
 
-    it('a state store URL that is not supported exits 8; one that is not SQLite exits 10', async () => {
-      const pg = await sb.run(['volume', 'list'], { env: { CAIRN_STATE: 'postgres://u@h/db' } });
-      assert.equal(pg.code, 8, pg.stderr);
+    it('a state store that cannot be reached exits 10, and so does a file that is not SQLite', async () => {
+      const pg = await sb.run(['volume', 'list'], { env: { CAIRN_STATE: 'postgres://u@127.0.0.1:1/db' } });
+      assert.equal(pg.code, 10, pg.stderr);
+      assert.match(pg.stderr, /127\.0\.0\.1:1/);
       const notDb = await sb.file(
         'not-a-db',
         'this is not sqlite, just text long enough to have a header......',

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { AnyRecord } from '../../src/core/records.js';
 import { ErrorCode, type StateStore } from '../../src/index.js';
+import { byCreation } from '../../src/state/util.js';
 import { rejectsWith } from '../harness/assert.js';
 import { connectionRecord, snapshotRecord, volumeRecord } from '../harness/records.js';
 
@@ -26,6 +27,9 @@ export function runStateStoreConformance(label: string, open: () => Promise<Stat
     concurrency(fresh);
     values(fresh);
     keyValues(fresh);
+    exactness(fresh);
+    transactions(fresh);
+    racing(fresh);
   });
 }
 
@@ -273,5 +277,113 @@ function keyValues(fresh: Open) {
     assert.equal(await store.getKV('a/1'), null);
     assert.equal(await store.deleteKV('a/1'), false);
     assert.deepEqual(await store.listKV('a'), {});
+  });
+}
+
+function exactness(fresh: Open) {
+  it('compares names and keys exactly: case, accents and trailing spaces matter', async () => {
+    // MySQL's default collations would call all of these equal; every store must not.
+    const store = await fresh();
+    const names = ['Data', 'data', 'DATA', 'data ', 'résumé', 'resume', 'RÉSUMÉ', 'straße', 'strasse'];
+    for (const name of names) await add(store, volumeRecord({ backend: 'b1', name }));
+    for (const name of names) {
+      const found = await store.list('volume', { backend: 'b1', name });
+      assert.deepEqual(
+        found.map((r) => r.name),
+        [name],
+        `only ${JSON.stringify(name)} matches ${JSON.stringify(name)}`,
+      );
+    }
+    await rejectsWith(add(store, volumeRecord({ backend: 'b1', name: 'Data' })), ErrorCode.AlreadyExists);
+    const keys = ['k', 'K', 'k ', 'é', 'e', 'É'];
+    for (const [i, k] of keys.entries()) await store.setKV(k, `value ${i}`);
+    for (const [i, k] of keys.entries()) assert.equal(await store.getKV(k), `value ${i}`);
+    assert.deepEqual(Object.keys(await store.listKV()).sort(), [...keys].sort());
+    assert.equal(await store.deleteKV('K'), true);
+    assert.equal(await store.getKV('k'), 'value 0', 'deleting "K" leaves "k"');
+    const byId = await add(store, volumeRecord({ id: 'Id-1' }));
+    assert.equal(await store.get('volume', 'id-1'), null, 'ids are case-sensitive');
+    assert.deepEqual(await store.get('volume', 'Id-1'), byId);
+  });
+}
+
+function transactions(fresh: Open) {
+  it('rolls back a restore that fails on a name clash: nothing is written', async () => {
+    const store = await fresh();
+    const a = await add(store, volumeRecord({ backend: 'b1', name: 'a' }));
+    const b = await add(store, volumeRecord({ backend: 'b1', name: 'b' }));
+    // Restoring a's id under b's name: the old a must survive the failed replacement.
+    await rejectsWith(
+      store.restore({ ...a, name: 'b', description: 'replaced', version: 9 }),
+      ErrorCode.AlreadyExists,
+    );
+    assert.deepEqual(await store.get('volume', a.id), a, 'the record the restore would replace is intact');
+    const newcomer = volumeRecord({ backend: 'b1', name: 'a' });
+    await rejectsWith(store.restore(newcomer), ErrorCode.AlreadyExists);
+    assert.equal(await store.get('volume', newcomer.id), null);
+    assert.deepEqual((await store.list('volume')).map((r) => r.id).sort(), [a.id, b.id].sort());
+  });
+}
+
+function racing(fresh: Open) {
+  it('lists in a stable order while another task inserts', async () => {
+    const store = await fresh();
+    const at = (n: number) => new Date(Date.UTC(2024, 0, 1) + n * 1000).toISOString();
+    const seeded: AnyRecord[] = [];
+    for (let i = 0; i < 30; i++) seeded.push(await add(store, volumeRecord({ createdAt: at(i * 2) })));
+    const first = (await store.list('volume')).map((r) => r.id);
+    const seededIds = new Set(first);
+    let writing = true;
+    const writer = (async () => {
+      try {
+        // Newcomers land between, before and after the seeded records, some at equal times.
+        for (let i = 0; i < 30; i++)
+          await add(store, volumeRecord({ createdAt: at(i % 3 === 0 ? i * 2 : i * 2 + 1 - 60 * (i % 2)) }));
+      } finally {
+        writing = false;
+      }
+    })();
+    let listings = 0;
+    while (writing || listings < 3) {
+      const listed = await store.list('volume');
+      listings++;
+      const sorted = [...listed].sort(byCreation);
+      assert.deepEqual(
+        listed.map((r) => r.id),
+        sorted.map((r) => r.id),
+        'every listing is in creation order',
+      );
+      assert.deepEqual(
+        listed.map((r) => r.id).filter((id) => seededIds.has(id)),
+        first,
+        'records listed before keep their relative order, and none is missing',
+      );
+    }
+    await writer;
+    assert.equal((await store.list('volume')).length, 60);
+  });
+
+  it('lets concurrent writers of one key or one restored id all succeed; one of them wins', async () => {
+    const store = await fresh();
+    const values = Array.from({ length: 12 }, (_, i) => `value ${i}`);
+    await Promise.all(values.map((v) => store.setKV('shared', v)));
+    assert.ok(values.includes((await store.getKV('shared'))!));
+    assert.deepEqual(Object.keys(await store.listKV()), ['shared']);
+    const id = volumeRecord().id;
+    const versions = values.map((_, i) => volumeRecord({ id, version: i + 1, description: `copy ${i}` }));
+    await Promise.all(versions.map((r) => store.restore(r)));
+    const got = await store.list('volume');
+    assert.equal(got.length, 1);
+    assert.ok(versions.some((r) => JSON.stringify(r) === JSON.stringify(got[0])));
+  });
+
+  it('serves many operations at once', async () => {
+    const store = await fresh();
+    const records = Array.from({ length: 40 }, (_, i) => volumeRecord({ name: `many-${i}` }));
+    const stored = await Promise.all(records.map((r) => add(store, r)));
+    const again = await Promise.all(stored.map((r) => store.put({ ...r, description: 'updated' })));
+    const got = await Promise.all(records.map((r) => store.get('volume', r.id)));
+    assert.deepEqual(got, again);
+    assert.equal((await store.list('volume')).length, 40);
   });
 }

@@ -169,6 +169,6 @@ describe('third-party state stores', () => {
     const noExport = pathToFileURL(fixturePath('cairn-store-example/package.json')).href;
     await rejectsWith(open({ package: noExport }), ErrorCode.InvalidArgument);
     await rejectsWith(open('redis://localhost'), ErrorCode.InvalidArgument, 'redis');
-    await rejectsWith(open('postgres://u:pw@db/x'), ErrorCode.Unsupported);
+    await rejectsWith(open('postgres://u:pw@db'), ErrorCode.InvalidArgument, 'no database name', 'u:***@');
   });
 });
