@@ -3,6 +3,7 @@ import { mkdir, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cairn } from '../src/index.js';
 import type { BenchContext, Benchmark } from './context.js';
+import { type ServerKind, throwawayDatabase } from './databases.js';
 import { type CaseResult, compare, type Measurement, notRun } from './report.js';
 import { now, opsPerSecond, summarize } from './stats.js';
 
@@ -57,21 +58,26 @@ function measurements(label: string, role: 'cairn' | 'floor', s: Samples): Measu
   ];
 }
 
-async function runCase(
-  ctx: BenchContext,
-  state: 'sqlite' | 'memory',
-  concurrency: number,
-): Promise<CaseResult> {
-  const name = `${state === 'sqlite' ? 'sqlite:<tmp>/cairn.db' : 'memory:'}, concurrency ${concurrency}`;
+type StateKind = 'sqlite' | 'memory' | ServerKind;
+const LABEL: Record<StateKind, string> = {
+  sqlite: 'sqlite:<tmp>/cairn.db',
+  memory: 'memory:',
+  postgres: 'postgres://127.0.0.1/<tmp db>',
+  mysql: 'mysql://127.0.0.1/<tmp db> (MariaDB)',
+};
+
+async function runCase(ctx: BenchContext, state: StateKind, concurrency: number): Promise<CaseResult> {
+  const name = `${LABEL[state]}, concurrency ${concurrency}`;
   const dir = ctx.tempDir(`cd-${state}-${concurrency}`);
   let cairn: Cairn | undefined;
+  let database: { url: string; drop(): void } | undefined;
   try {
     const pool = join(dir.path, 'pool');
     const floorDir = join(dir.path, 'floor');
+    if (state === 'postgres' || state === 'mysql') database = throwawayDatabase(ctx, state);
     // A memory: state is private to its context, so Cairn locks it in-process only.
-    cairn = await Cairn.open({
-      state: state === 'sqlite' ? `sqlite:${join(dir.path, 'cairn.db')}` : 'memory:',
-    });
+    const url = database?.url ?? (state === 'sqlite' ? `sqlite:${join(dir.path, 'cairn.db')}` : 'memory:');
+    cairn = await Cairn.open({ state: url });
     const backend = await cairn.addBackend('bench', { driver: 'file', path: pool });
     await mkdir(floorDir);
 
@@ -121,6 +127,7 @@ async function runCase(
     return notRun(NAME, name, 'error', (err as Error).message);
   } finally {
     await cairn?.close().catch(() => {});
+    database?.drop();
     dir.remove();
   }
 }
@@ -129,10 +136,10 @@ async function runCase(
 export const createDelete: Benchmark = {
   name: NAME,
   description:
-    'create → delete of a 64 MiB file-driver volume, sqlite and memory state, concurrency 1 and 8; floor: open(wx)+ftruncate+close+unlink',
+    'create → delete of a 64 MiB file-driver volume with each state store (SQLite, memory, PostgreSQL, MariaDB), concurrency 1 and 8; floor: open(wx)+ftruncate+close+unlink',
   async run(ctx) {
     const results: CaseResult[] = [];
-    for (const state of ['sqlite', 'memory'] as const) {
+    for (const state of ['sqlite', 'memory', 'postgres', 'mysql'] as const) {
       for (const concurrency of [1, 8]) results.push(await runCase(ctx, state, concurrency));
     }
     results[0]?.notes.push(

@@ -19,18 +19,3 @@ export function matches(record: AnyRecord, filter: ListFilter): boolean {
     return false;
   return true;
 }
-
-/** Another record of the same kind and backend that already has `record`'s name. */
-export function nameClash(records: Iterable<AnyRecord>, record: AnyRecord): AnyRecord | undefined {
-  if (record.name === null) return undefined;
-  for (const r of records) {
-    if (
-      r.kind === record.kind &&
-      r.backend === record.backend &&
-      r.name === record.name &&
-      r.id !== record.id
-    )
-      return r;
-  }
-  return undefined;
-}
