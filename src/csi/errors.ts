@@ -24,7 +24,12 @@ export function grpcError(code: status, message: string): ServiceError {
 
 /** Turns anything thrown by a handler into a gRPC error with the right status code. */
 export function toGrpcError(err: unknown): ServiceError {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof (err as ServiceError).code === 'number') {
+  if (
+    typeof err === 'object' &&
+    err !== null &&
+    'code' in err &&
+    typeof (err as ServiceError).code === 'number'
+  ) {
     return err as ServiceError;
   }
   const code = err instanceof CairnError ? STATUS_OF[err.code] : status.INTERNAL;

@@ -230,7 +230,11 @@ describe('cairn volume', () => {
     await sb.ok(['state', 'load', '-'], {
       input: JSON.stringify({ ...dump, volumes: [stuck], snapshots: [], connections: [] }),
     });
-    assert.equal((await sb.json<Vol>(['volume', 'show', 'stuck'])).status, 'creating', 'listing does not open the backend');
+    assert.equal(
+      (await sb.json<Vol>(['volume', 'show', 'stuck'])).status,
+      'creating',
+      'listing does not open the backend',
+    );
     const check = await sb.run(['state', 'check']);
     assert.equal(check.code, 0, check.stderr);
     assert.match(check.stderr, /recovered an interrupted operation/);

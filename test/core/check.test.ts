@@ -26,7 +26,14 @@ describe('cairn.check(): the state store against the backend', () => {
     const vol = await pool.createVolume({ size: '2MiB', name: 'fine' });
     await vol.createSnapshot({ name: 'fine-snap' });
     const [report] = await cairn.check();
-    assert.deepEqual(report, { backend: 'pool', orphans: [], dangling: [], sizeMismatches: [], recovered: [], repaired: [] });
+    assert.deepEqual(report, {
+      backend: 'pool',
+      orphans: [],
+      dangling: [],
+      sizeMismatches: [],
+      recovered: [],
+      repaired: [],
+    });
   });
 
   it('reports orphans, dangling records and size changes made behind its back, and repairs only the records', async () => {
@@ -40,11 +47,15 @@ describe('cairn.check(): the state store against the backend', () => {
     const [report] = await cairn.check();
     assert.deepEqual(report?.orphans, [{ kind: 'volume', id: orphanId, size: 21 }]);
     assert.deepEqual(report?.dangling, [{ kind: 'volume', id: lost.id, name: 'lost', status: 'available' }]);
-    assert.deepEqual(report?.sizeMismatches, [{ kind: 'volume', id: grown.id, stored: 1024 * 1024, actual: 3 * 1024 * 1024 }]);
+    assert.deepEqual(report?.sizeMismatches, [
+      { kind: 'volume', id: grown.id, stored: 1024 * 1024, actual: 3 * 1024 * 1024 },
+    ]);
     assert.equal((await lost.refresh()).status, 'available', 'a check without repair changes nothing');
 
     const [repaired] = await cairn.check({ repair: true });
-    assert.deepEqual(repaired?.repaired, [{ kind: 'volume', id: lost.id, action: 'marked error: missing on the backend' }]);
+    assert.deepEqual(repaired?.repaired, [
+      { kind: 'volume', id: lost.id, action: 'marked error: missing on the backend' },
+    ]);
     await lost.refresh();
     assert.equal(lost.status, 'error');
     assert.match(lost.lastError?.message ?? '', /missing on backend pool/);
