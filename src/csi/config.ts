@@ -12,6 +12,7 @@ import { type CliConfig, loadConfig } from '../cli/config.js';
 import { invalidArgument } from '../util/errors.js';
 import { parseWith } from '../util/zod.js';
 import type { LogLevel } from './log.js';
+import { FS_TYPES, type FsType } from './node/format.js';
 
 /** The topology key of the node a volume is reachable from (file backends: their own host). */
 export const TOPOLOGY_KEY = 'topology.csi.cairn.io/host';
@@ -22,8 +23,8 @@ export const DEFAULT_NODE_STATE_DIR = '/var/lib/cairn/csi-node';
 
 export const CSI_MODES = ['controller', 'node', 'all'] as const;
 export type CsiMode = (typeof CSI_MODES)[number];
-export const FS_TYPES = ['ext4', 'xfs', 'btrfs'] as const;
-export type CsiFsType = (typeof FS_TYPES)[number];
+export { FS_TYPES };
+export type CsiFsType = FsType;
 
 /** Where the server listens. */
 export type Endpoint = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };

@@ -85,15 +85,18 @@ export type StringMap = Record<string, string>;
 /** int64 on the wire: a decimal string when decoded; a string or number when sent. */
 export type Int64 = string;
 
-export type AccessModeName =
-  | 'UNKNOWN'
-  | 'SINGLE_NODE_WRITER'
-  | 'SINGLE_NODE_READER_ONLY'
-  | 'MULTI_NODE_READER_ONLY'
-  | 'MULTI_NODE_SINGLE_WRITER'
-  | 'MULTI_NODE_MULTI_WRITER'
-  | 'SINGLE_NODE_SINGLE_WRITER'
-  | 'SINGLE_NODE_MULTI_WRITER';
+/** CSI access modes, in the order of their proto numbers. */
+export const ACCESS_MODE_NAMES = [
+  'UNKNOWN',
+  'SINGLE_NODE_WRITER',
+  'SINGLE_NODE_READER_ONLY',
+  'MULTI_NODE_READER_ONLY',
+  'MULTI_NODE_SINGLE_WRITER',
+  'MULTI_NODE_MULTI_WRITER',
+  'SINGLE_NODE_SINGLE_WRITER',
+  'SINGLE_NODE_MULTI_WRITER',
+] as const;
+export type AccessModeName = (typeof ACCESS_MODE_NAMES)[number];
 
 export interface MountVolume {
   fs_type: string;

@@ -6,7 +6,7 @@
  */
 import type { Backend } from '../../core/backend.js';
 import { FS_TYPES } from '../config.js';
-import type { AccessModeName, VolumeCapability } from '../proto.js';
+import { ACCESS_MODE_NAMES, type AccessModeName, type VolumeCapability } from '../proto.js';
 import { invalidField } from '../rpc.js';
 
 const MULTI_NODE: readonly AccessModeName[] = [
@@ -16,15 +16,7 @@ const MULTI_NODE: readonly AccessModeName[] = [
 ];
 const MULTI_NODE_WRITERS: readonly AccessModeName[] = ['MULTI_NODE_SINGLE_WRITER', 'MULTI_NODE_MULTI_WRITER'];
 const READ_ONLY: readonly AccessModeName[] = ['SINGLE_NODE_READER_ONLY', 'MULTI_NODE_READER_ONLY'];
-const KNOWN: readonly AccessModeName[] = [
-  'SINGLE_NODE_WRITER',
-  'SINGLE_NODE_READER_ONLY',
-  'MULTI_NODE_READER_ONLY',
-  'MULTI_NODE_SINGLE_WRITER',
-  'MULTI_NODE_MULTI_WRITER',
-  'SINGLE_NODE_SINGLE_WRITER',
-  'SINGLE_NODE_MULTI_WRITER',
-];
+const KNOWN: readonly AccessModeName[] = ACCESS_MODE_NAMES.filter((m) => m !== 'UNKNOWN');
 
 /** A capability checked for shape: an access type and a known access mode. */
 export interface Capability {

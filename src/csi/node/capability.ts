@@ -1,4 +1,5 @@
 import { invalidArgument, invalidState } from '../../util/errors.js';
+import { ACCESS_MODE_NAMES, type AccessModeName } from '../proto.js';
 import { FS_TYPES, type FsType, isFsType } from './format.js';
 
 /** `VolumeCapability` as proto-loader hands it over (keepCase, enums as names, oneofs). */
@@ -10,17 +11,8 @@ export interface VolumeCapabilityMessage {
 }
 
 /** CSI access modes, by their proto numbers. */
-export const ACCESS_MODES = [
-  'UNKNOWN',
-  'SINGLE_NODE_WRITER',
-  'SINGLE_NODE_READER_ONLY',
-  'MULTI_NODE_READER_ONLY',
-  'MULTI_NODE_SINGLE_WRITER',
-  'MULTI_NODE_MULTI_WRITER',
-  'SINGLE_NODE_SINGLE_WRITER',
-  'SINGLE_NODE_MULTI_WRITER',
-] as const;
-export type AccessMode = (typeof ACCESS_MODES)[number];
+export const ACCESS_MODES = ACCESS_MODE_NAMES;
+export type AccessMode = AccessModeName;
 
 /** A checked volume capability, in a canonical form that can be compared. */
 export interface Capability {
