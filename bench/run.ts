@@ -20,11 +20,21 @@ import { type Benchmark, createContext } from './context.js';
 import { createDelete } from './create-delete.js';
 import { csi } from './csi.js';
 import { importTime } from './import.js';
+import { rbd } from './rbd.js';
 import { type CaseResult, formatJson, formatTable, notRun, type RunReport } from './report.js';
 import { stateOps } from './state-ops.js';
 import { fsTypeOf } from './xfs.js';
 
-const BENCHMARKS: readonly Benchmark[] = [importTime, cliStart, createDelete, stateOps, attach, clone, csi];
+const BENCHMARKS: readonly Benchmark[] = [
+  importTime,
+  cliStart,
+  createDelete,
+  stateOps,
+  attach,
+  clone,
+  csi,
+  rbd,
+];
 
 const USAGE = `usage: node dist/bench/run.js [--only NAME]... [--quick] [--json FILE] [--strict] [--list]
 benchmarks: ${BENCHMARKS.map((b) => b.name).join(', ')}`;

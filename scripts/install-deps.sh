@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages Cairn's drivers and tests use, when they are missing:
 # xfsprogs and btrfs-progs (reflink file systems), qemu-utils (qemu-img), e2fsprogs (mkfs.ext4),
-# util-linux (losetup, fallocate). Debian/Ubuntu; run as root.
+# util-linux (losetup, fallocate), and Ceph (ceph-mon ceph-osd ceph-common rbd-fuse) for the rbd
+# driver's tests, which start a private single-node cluster. Debian/Ubuntu; run as root.
 set -euo pipefail
-packages=(util-linux e2fsprogs xfsprogs btrfs-progs qemu-utils)
+packages=(util-linux e2fsprogs xfsprogs btrfs-progs qemu-utils ceph-mon ceph-osd ceph-common rbd-fuse)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -6,7 +6,7 @@ import type {
   ProgressFn,
   VolumeRef,
 } from '../drivers/spi.js';
-import { alreadyExists, CairnError, ErrorCode, toCairnError } from '../util/errors.js';
+import { alreadyExists, CairnError, ErrorCode, isCairnError, toCairnError } from '../util/errors.js';
 import { faultPoint } from '../util/fault.js';
 import { newId } from '../util/names.js';
 import { withoutSecrets } from '../util/redact.js';
@@ -140,10 +140,12 @@ export class Backend {
         faultPoint('volume.create:after-driver');
       } catch (err) {
         // Leave nothing behind: remove what the driver may have made, then the record. If the
-        // backend can't be cleaned, keep the record as `error` so the volume is not lost.
-        const cleanup = await attempt(engine, `cleaning up volume ${id}`, () =>
-          this.driver.deleteVolume(ref),
-        );
+        // backend can't be cleaned, keep the record as `error` so the volume is not lost. A
+        // driver that found the volume there already (ALREADY_EXISTS) made nothing, and what is
+        // there is not ours to delete.
+        const cleanup = isCairnError(err, ErrorCode.AlreadyExists)
+          ? undefined
+          : await attempt(engine, `cleaning up volume ${id}`, () => this.driver.deleteVolume(ref));
         if (cleanup === undefined) await engine.store.remove('volume', id);
         else await save(engine, stored, { status: 'error', lastError: failure('create', err) });
         throw toCairnError(err, ErrorCode.BackendFailure);

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { localHostConnector } from '../connectors/host.js';
 import { createLocalConnector } from '../connectors/local.js';
+import { createRbdConnector } from '../connectors/rbd.js';
 import type { Connector } from '../connectors/spi.js';
 import { resolveDriver } from '../drivers/registry.js';
 import { type CommandRunner, createRunner } from '../exec/runner.js';
@@ -68,6 +69,12 @@ const openOptionsSchema = z.strictObject({
     .optional(),
 });
 
+/** Host-side connectors by protocol, made on first use in each context. */
+const CONNECTORS: Record<string, (runner: CommandRunner) => Connector> = {
+  local: createLocalConnector,
+  rbd: createRbdConnector,
+};
+
 /** The user's data directory for Cairn: `$XDG_DATA_HOME/cairn` or `~/.local/share/cairn`. */
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'cairn');
@@ -130,8 +137,9 @@ export class Cairn {
       },
       connector(protocol) {
         let c = connectorMap.get(protocol);
-        if (!c && protocol === 'local') {
-          c = createLocalConnector(runner);
+        const make = Object.hasOwn(CONNECTORS, protocol) ? CONNECTORS[protocol] : undefined;
+        if (!c && make) {
+          c = make(runner);
           connectorMap.set(protocol, c);
         }
         if (!c) throw unsupported(`no connector for protocol "${protocol}" on this host`);

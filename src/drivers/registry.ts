@@ -5,6 +5,7 @@ import type { DriverModule } from './spi.js';
 // Built-in drivers load on first use, so a program pays only for the drivers it configures.
 const BUILT_IN: Record<string, () => Promise<DriverModule>> = {
   file: async () => (await import('./file/index.js')).fileDriver as unknown as DriverModule,
+  rbd: async () => (await import('./rbd/index.js')).rbdDriver as unknown as DriverModule,
 };
 
 /** Names of the drivers that ship with Cairn. */

@@ -36,6 +36,15 @@ describe('cairn.check(): the state store against the backend', () => {
     });
   });
 
+  it('a create that finds its volume file there already refuses and leaves that file alone', async () => {
+    const id = randomUUID();
+    await writeFile(join(path(), `volume-${id}`), 'not ours');
+    await assert.rejects(pool.createVolume({ size: '1MiB', id }), { code: 'ALREADY_EXISTS' });
+    assert.ok((await readdir(path())).includes(`volume-${id}`), 'the file that was there is kept');
+    await assert.rejects(cairn.volume(id), { code: 'NOT_FOUND' }, 'and no record was left');
+    await unlink(join(path(), `volume-${id}`));
+  });
+
   it('reports orphans, dangling records and size changes made behind its back, and repairs only the records', async () => {
     const lost = await pool.createVolume({ size: '1MiB', name: 'lost' });
     const grown = await pool.createVolume({ size: '1MiB', name: 'grown' });

@@ -4,8 +4,9 @@
 import { runDriverConformance } from '../conformance/driver.js';
 import { backendSpecs } from '../harness/backends.js';
 import { fileContext } from './file-context.js';
+import { rbdContext } from './rbd-context.js';
 
-const contexts = { file: fileContext };
+const contexts = { file: fileContext, rbd: rbdContext };
 
 for (const spec of await backendSpecs()) {
   const make = contexts[spec.driver as keyof typeof contexts];

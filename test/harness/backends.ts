@@ -14,18 +14,22 @@ import { z } from 'zod';
  *     test: { cloneSpeed: instant }   # optional: what the backend must report
  *   scratch:
  *     driver: file
- *     harness: xfs            # instead of path: storage the harness makes (tmp | xfs)
+ *     harness: xfs            # instead of path: storage the harness makes (tmp | xfs | ceph)
+ *   ceph:
+ *     driver: rbd
+ *     harness: ceph           # a private single-node Ceph cluster (test/harness/ceph.ts)
  * ```
  *
  * Every other field is the driver's own configuration. Without the variable, the suite runs
  * against {@link DEFAULT_BACKENDS}: the file driver on the host's temp directory (no reflink)
- * and on an XFS file system with reflink on a loop device.
+ * and on an XFS file system with reflink on a loop device, and the rbd driver on a private
+ * single-node Ceph cluster.
  */
 export interface BackendSpec {
   name: string;
   driver: string;
   /** Where the storage comes from: a directory given by the user, or a harness. */
-  storage: { path: string } | { harness: 'tmp' | 'xfs' };
+  storage: { path: string } | { harness: 'tmp' | 'xfs' | 'ceph' };
   /** The driver's own configuration fields (without `driver`, `path`, `harness`, `test`). */
   options: Record<string, unknown>;
   expect: { cloneSpeed?: 'instant' | 'copy' | undefined };
@@ -35,7 +39,7 @@ const specSchema = z
   .looseObject({
     driver: z.string().min(1),
     path: z.string().startsWith('/').optional(),
-    harness: z.enum(['tmp', 'xfs']).optional(),
+    harness: z.enum(['tmp', 'xfs', 'ceph']).optional(),
     test: z.strictObject({ cloneSpeed: z.enum(['instant', 'copy']).optional() }).optional(),
   })
   .refine(
@@ -52,6 +56,7 @@ export const DEFAULT_BACKENDS = {
       test: { cloneSpeed: 'copy' },
     },
     'file on xfs with reflink': { driver: 'file', harness: 'xfs', test: { cloneSpeed: 'instant' } },
+    'rbd on a single-node Ceph cluster': { driver: 'rbd', harness: 'ceph', test: { cloneSpeed: 'instant' } },
   },
 };
 

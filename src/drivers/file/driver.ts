@@ -2,7 +2,13 @@ import { mkdir, open, readdir, stat, statfs, truncate, unlink } from 'node:fs/pr
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionInfo, HostConnector } from '../../core/records.js';
-import { insufficientCapacity, invalidArgument, notFound, unsupported } from '../../util/errors.js';
+import {
+  alreadyExists,
+  insufficientCapacity,
+  invalidArgument,
+  notFound,
+  unsupported,
+} from '../../util/errors.js';
 import { hasCode } from '../../util/fsx.js';
 import { formatSize } from '../../util/size.js';
 import type {
@@ -114,7 +120,10 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
     async createVolume(volume: VolumeRef) {
       await ensureSpace(volume.size);
       const path = volumeFile(volume.id);
-      const fh = await open(path, 'wx', 0o600);
+      const fh = await open(path, 'wx', 0o600).catch((err) => {
+        if (hasCode(err, 'EEXIST')) throw alreadyExists(`backend ${ctx.backendName}: ${path} exists already`);
+        throw err;
+      });
       await createFile(path, async () => {
         try {
           if (thick) await ctx.runner.run(['fallocate', '--length', String(volume.size), '--', path]);

@@ -1,0 +1,338 @@
+import { readFile } from 'node:fs/promises';
+import type { ConnectionInfo } from '../../core/records.js';
+import {
+  type CephPoolDf,
+  parseCephDf,
+  parseRbdChildren,
+  parseRbdDu,
+  parseRbdInfo,
+  parseRbdList,
+  type RbdImageInfo,
+} from '../../parse/rbd.js';
+import { ErrorCode, invalidArgument, isCairnError, notFound } from '../../util/errors.js';
+import type { BackendStats, Capabilities, Driver, DriverContext, Inventory, VolumeRef } from '../spi.js';
+import { type CephAccess, ENOTEMPTY, exitCodeOf, runCeph } from './cli.js';
+import type { RbdConfig } from './config.js';
+
+const MiB = 1024 * 1024;
+const VOLUME = 'volume-';
+const SNAPSHOT = 'snapshot-';
+/** Hidden snapshot taken on a source volume to clone it; removed (to the trash namespace) at once. */
+const CLONE_SNAP = 'clone-';
+const DF_CACHE_MS = 10_000;
+
+/** Reads `mon host` from a ceph.conf, for the connection info; empty when absent. */
+async function monitorsFromConf(path: string | undefined): Promise<string[]> {
+  if (!path) return [];
+  const text = await readFile(path, 'utf8').catch(() => '');
+  const m = /^\s*mon[ _]host\s*=\s*(.+)$/m.exec(text);
+  return m?.[1] ? [m[1].trim()] : [];
+}
+
+/**
+ * Creates an `rbd` driver: volumes are RBD images `volume-<id>` in one pool (and namespace),
+ * snapshots are RBD snapshots `snapshot-<id>`, clones are copy-on-write (clone v2, no protect).
+ * Everything goes through the `rbd` and `ceph` CLIs with `--format json`.
+ */
+export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Promise<Driver> {
+  const conf = config.cephConf ?? (config.monitors ? undefined : '/etc/ceph/ceph.conf');
+  const access: CephAccess = {
+    conf,
+    monitors: config.monitors,
+    user: config.user,
+    keyring: config.keyring,
+    key: config.key,
+    timeoutMs: config.timeoutMs,
+  };
+  const poolArgs = ['--pool', config.pool, ...(config.namespace ? ['--namespace', config.namespace] : [])];
+  const where = `${config.pool}${config.namespace ? `/${config.namespace}` : ''}`;
+  const rbd = (args: string[], what: string) => runCeph(ctx.runner, 'rbd', access, args, what);
+  const img = (name: string) => [...poolArgs, '--image', name];
+  const volName = (id: string) => `${VOLUME}${id}`;
+  const snapName = (id: string) => `${SNAPSHOT}${id}`;
+  const mib = (bytes: number) => `${Math.ceil(bytes / MiB)}M`;
+
+  // The pool (and namespace) must exist: a clear error now rather than at the first create.
+  try {
+    await rbd(['ls', ...poolArgs, '--format', 'json'], `pool ${where}`);
+  } catch (err) {
+    if (isCairnError(err, ErrorCode.NotFound)) {
+      throw invalidArgument(
+        `pool: pool "${config.pool}"${config.namespace ? ` (namespace "${config.namespace}")` : ''} does not exist on the cluster of backend ${ctx.backendName}; create it and run "rbd pool init"`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  const monitors = config.monitors ?? (await monitorsFromConf(conf));
+
+  const capabilities: Capabilities = {
+    thin: true,
+    snapshots: true,
+    cloneSpeed: 'instant',
+    revertToSnapshot: false,
+    multiAttach: true,
+    onlineExtend: true,
+    protocols: ['rbd'],
+    sizeAlignment: MiB,
+  };
+
+  // `ceph df` costs ~150 ms (a Python CLI) and capacity moves slowly: kept for a few seconds.
+  let dfCache: { at: number; value: Promise<CephPoolDf> } | undefined;
+  function cephDf(): Promise<CephPoolDf> {
+    if (!dfCache || Date.now() - dfCache.at > DF_CACHE_MS) {
+      const value = runCeph(ctx.runner, 'ceph', access, ['df', '--format', 'json'], 'ceph df').then((out) =>
+        parseCephDf(out, config.pool),
+      );
+      dfCache = { at: Date.now(), value };
+      value.catch(() => {
+        dfCache = undefined;
+      });
+    }
+    return dfCache.value;
+  }
+
+  const info = async (name: string): Promise<RbdImageInfo> =>
+    parseRbdInfo(await rbd(['info', ...img(name), '--format', 'json'], `image ${where}/${name}`));
+
+  /** Ancestors of an image (its parent, the parent's parent, …), counted up to `limit + 1`. */
+  async function depthOf(name: string, limit: number): Promise<number> {
+    let depth = 0;
+    let cur = await info(name);
+    while (cur.parent && depth <= limit) {
+      depth++;
+      const p = cur.parent;
+      const args = ['info', '--pool', p.pool, ...(p.namespace ? ['--namespace', p.namespace] : [])];
+      cur = parseRbdInfo(await rbd([...args, '--image', p.image, '--format', 'json'], `parent ${p.image}`));
+    }
+    return depth;
+  }
+
+  async function removeImage(name: string): Promise<void> {
+    await rbd(['rm', '--no-progress', ...img(name)], `image ${where}/${name}`).catch((err) => {
+      if (!isCairnError(err, ErrorCode.NotFound)) throw err;
+    });
+  }
+
+  /** Grows a fresh clone of `source` to the size asked for, and flattens it when its chain is too deep. */
+  async function finishClone(volume: VolumeRef, source: string, sourceSize: number): Promise<void> {
+    const name = volName(volume.id);
+    if (volume.size > sourceSize) {
+      await rbd(['resize', '--no-progress', ...img(name), '--size', mib(volume.size)], `image ${name}`);
+    }
+    // The clone's chain: its parent (the source) and the source's own ancestors.
+    if (1 + (await depthOf(source, config.maxCloneDepth)) > config.maxCloneDepth) {
+      await rbd(['flatten', '--no-progress', ...img(name)], `image ${name}`);
+    }
+  }
+
+  /** Makes `volume` as a clone of `image@snap`; removes it again if any later step fails. */
+  async function cloneFrom(
+    volume: VolumeRef,
+    image: string,
+    snap: string,
+    sourceSize: number,
+  ): Promise<void> {
+    const name = volName(volume.id);
+    await creating(name, () =>
+      rbd(
+        [
+          'clone',
+          ...img(image),
+          '--snap',
+          snap,
+          '--dest-pool',
+          config.pool,
+          ...(config.namespace ? ['--dest-namespace', config.namespace] : []),
+          '--dest',
+          name,
+          ...featureArgs(),
+        ],
+        `clone ${where}/${image}@${snap} to ${name}`,
+      ),
+    );
+    try {
+      await finishClone(volume, image, sourceSize);
+    } catch (err) {
+      await removeImage(name).catch(() => {});
+      throw err;
+    }
+  }
+
+  /**
+   * Images whose create made nothing: found already there (ALREADY_EXISTS; someone else's), or
+   * refused before reaching the cluster. Cairn cleans up after a failed create by deleting the
+   * volume; that delete must neither remove an image this driver did not make nor wait for a
+   * cluster that is down.
+   */
+  const foreign = new Set<string>();
+  async function creating(name: string, make: () => Promise<unknown>): Promise<void> {
+    try {
+      await make();
+    } catch (err) {
+      const neverConnected = isCairnError(err, ErrorCode.Timeout) && err.details?.connected === false;
+      if (isCairnError(err, ErrorCode.AlreadyExists) || neverConnected) foreign.add(name);
+      throw err;
+    }
+  }
+
+  function featureArgs(): string[] {
+    return config.features?.length ? ['--image-feature', config.features.join(',')] : [];
+  }
+
+  /** Gives every clone of the image's snapshots its own copy of the data (policy `flatten`). */
+  async function flattenChildren(name: string): Promise<void> {
+    const children = parseRbdChildren(
+      await rbd(['children', '--all', ...img(name), '--format', 'json'], `children of ${name}`),
+    );
+    for (const c of children) {
+      const args = ['flatten', '--no-progress', '--pool', c.pool];
+      if (c.namespace) args.push('--namespace', c.namespace);
+      await rbd([...args, '--image', c.image], `flatten ${c.image}`);
+    }
+  }
+
+  return {
+    capabilities,
+
+    validateConnector(connector) {
+      // Any host that can reach the monitors can attach; a connector is only checked for shape.
+      if (!connector.host) throw invalidArgument('connector.host: missing');
+    },
+
+    async createVolume(volume) {
+      const name = volName(volume.id);
+      await creating(name, () =>
+        rbd(['create', ...img(name), '--size', mib(volume.size), ...featureArgs()], `image ${where}/${name}`),
+      );
+      return undefined;
+    },
+
+    async cloneVolume(volume, source) {
+      const src = volName(source.id);
+      const snap = `${CLONE_SNAP}${volume.id}`;
+      await rbd(['snap', 'create', '--no-progress', ...img(src), '--snap', snap], `snapshot ${src}@${snap}`);
+      try {
+        await cloneFrom(volume, src, snap, source.size);
+      } finally {
+        // With clone v2 a snapshot that has a clone moves to the trash namespace and goes away
+        // by itself with its last clone; without one (a failed clone) it is removed.
+        await rbd(['snap', 'rm', '--no-progress', ...img(src), '--snap', snap], `snapshot ${snap}`).catch(
+          () => {},
+        );
+      }
+      return undefined;
+    },
+
+    async createVolumeFromSnapshot(volume, snapshot) {
+      await cloneFrom(volume, volName(snapshot.volumeId), snapName(snapshot.id), snapshot.size);
+      return undefined;
+    },
+
+    async deleteVolume(volume) {
+      const name = volName(volume.id);
+      if (foreign.delete(name)) return; // the clean-up of a refused create: not ours to remove
+      try {
+        await removeImage(name);
+        return;
+      } catch (err) {
+        if (exitCodeOf(err) !== ENOTEMPTY) throw err;
+      }
+      // Snapshots with clones remain (moved to the trash namespace when Cairn deleted them).
+      await flattenChildren(name);
+      await rbd(['snap', 'purge', '--no-progress', ...img(name)], `snapshots of ${name}`).catch((err) => {
+        if (!isCairnError(err, ErrorCode.NotFound)) throw err;
+      });
+      await removeImage(name);
+    },
+
+    async extendVolume(volume, newSize) {
+      await rbd(
+        ['resize', '--no-progress', ...img(volName(volume.id)), '--size', mib(newSize)],
+        `image ${volName(volume.id)}`,
+      );
+      return undefined;
+    },
+
+    async createSnapshot(snapshot, volume) {
+      await rbd(
+        ['snap', 'create', '--no-progress', ...img(volName(volume.id)), '--snap', snapName(snapshot.id)],
+        `snapshot ${volName(volume.id)}@${snapName(snapshot.id)}`,
+      );
+      return undefined;
+    },
+
+    async deleteSnapshot(snapshot) {
+      await rbd(
+        ['snap', 'rm', '--no-progress', ...img(volName(snapshot.volumeId)), '--snap', snapName(snapshot.id)],
+        `snapshot ${snapName(snapshot.id)}`,
+      ).catch((err) => {
+        if (!isCairnError(err, ErrorCode.NotFound)) throw err;
+      });
+    },
+
+    async stats(): Promise<BackendStats> {
+      const [du, space] = await Promise.all([
+        rbd(['du', ...poolArgs, '--format', 'json'], `pool ${where}`).then(parseRbdDu),
+        cephDf(),
+      ]);
+      let provisioned = 0;
+      let allocated = 0;
+      let volumes = 0;
+      let snapshots = 0;
+      for (const e of du.images) {
+        if (!e.image.startsWith(VOLUME)) continue;
+        if (e.snapshot === undefined) volumes++;
+        else if (e.snapshot.startsWith(SNAPSHOT)) snapshots++;
+        else continue;
+        provisioned += e.provisioned;
+        allocated += e.used;
+      }
+      // Without a mgr the cluster reports no usage: 0 bytes then (Ceph's own answer).
+      const free = space.pool ? space.pool.maxAvail : space.availBytes;
+      const total = space.pool ? space.pool.maxAvail + space.pool.stored : space.totalBytes;
+      return {
+        totalBytes: Math.max(total, free),
+        freeBytes: free,
+        provisionedBytes: provisioned,
+        allocatedBytes: allocated,
+        thin: true,
+        volumeCount: volumes,
+        snapshotCount: snapshots,
+      };
+    },
+
+    async exportVolume(volume, _connector, mode): Promise<ConnectionInfo> {
+      const name = volName(volume.id);
+      await info(name).catch((err) => {
+        if (isCairnError(err, ErrorCode.NotFound))
+          throw notFound(`backend ${ctx.backendName}: image ${where}/${name} is missing`);
+        throw err;
+      });
+      const data: Record<string, unknown> = { pool: config.pool, image: name, monitors, user: config.user };
+      if (config.namespace) data.namespace = config.namespace;
+      if (conf) data.conf = conf;
+      if (config.keyring) data.keyring = config.keyring;
+      data.readOnly = mode === 'ro';
+      return { protocol: 'rbd', data };
+    },
+
+    async unexportVolume() {
+      // RBD needs no export: access is by cluster credentials.
+    },
+
+    async inventory() {
+      const found: Inventory = { volumes: new Map(), snapshots: new Map() };
+      const ls = await rbd(['ls', '-l', ...poolArgs, '--format', 'json'], `pool ${where}`);
+      for (const e of parseRbdList(ls)) {
+        if (!e.image.startsWith(VOLUME)) continue;
+        if (e.snapshot === undefined) found.volumes.set(e.image.slice(VOLUME.length), e.size);
+        else if (e.snapshot.startsWith(SNAPSHOT))
+          found.snapshots.set(e.snapshot.slice(SNAPSHOT.length), e.size);
+      }
+      return found;
+    },
+
+    async close() {},
+  };
+}

@@ -1,0 +1,41 @@
+import { join } from 'node:path';
+import type { DriverTestContext } from '../conformance/driver.js';
+import type { BackendSpec } from '../harness/backends.js';
+import { startCeph } from '../harness/ceph.js';
+import { tempDir } from '../harness/tmp.js';
+
+/**
+ * Prepares an `rbd` backend for the conformance suite on a private single-node Ceph cluster.
+ * The context's root holds only the rbd-fuse mount points (`CAIRN_RUN_DIR`), so the suite sees
+ * the loop devices the connector makes; the cluster's own files live in another directory.
+ * RBD has no thick provisioning: the thick cases use a thick `file` backend under the root.
+ */
+export async function rbdContext(spec: BackendSpec): Promise<DriverTestContext> {
+  if ('path' in spec.storage || spec.storage.harness !== 'ceph') {
+    throw new Error(`backend ${spec.name}: the rbd driver is tested with "harness: ceph" only`);
+  }
+  const ceph = await startCeph();
+  const root = await tempDir('cairn-rbd-root-');
+  process.env.CAIRN_RUN_DIR = root.path;
+  const base = { ...spec.options, driver: 'rbd', pool: ceph.pool, cephConf: ceph.conf };
+  return {
+    config: base,
+    freshConfig: () => ({ ...base }),
+    thickConfig: { driver: 'file', path: join(root.path, 'thick'), provisioning: 'thick' },
+    requiredFields: ['pool'],
+    invalidFields: [
+      ['pool', ''],
+      ['pool', 'a/b'],
+      ['cephConf', 'relative/ceph.conf'],
+      ['maxCloneDepth', -1],
+      ['timeoutMs', 10],
+      ['deleteParentPolicy', 'keep'],
+    ],
+    expectedCloneSpeed: spec.expect.cloneSpeed,
+    root: root.path,
+    cleanup: async () => {
+      await ceph.stop();
+      await root.cleanup();
+    },
+  };
+}
