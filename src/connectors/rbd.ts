@@ -217,8 +217,14 @@ export function createRbdConnector(runner: CommandRunner): Connector {
         }
         await runner.run(['losetup', '--detach', device.path], { root: true, timeoutMs: 30_000 });
       }
-      // The mount serves this one image: once no loop device uses it, it goes.
-      if ((await isMounted(mnt)) && (await loopFiles(file)).length === 0) await unmount(mnt);
+      // The mount serves this one image: once no loop device uses it, it goes. The kernel
+      // releases a detached loop device asynchronously, so give it a moment to let go.
+      let users = await loopFiles(file);
+      for (let i = 0; users.length > 0 && i < 50; i++) {
+        await sleep(100);
+        users = await loopFiles(file);
+      }
+      if ((await isMounted(mnt)) && users.length === 0) await unmount(mnt);
       else if (!(await isMounted(mnt))) await rmdir(mnt).catch(() => {});
     },
 

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { DriverTestContext } from '../conformance/driver.js';
 import type { BackendSpec } from '../harness/backends.js';
 import { startCeph } from '../harness/ceph.js';
+import { unmountAllUnder } from '../harness/mounts.js';
 import { tempDir } from '../harness/tmp.js';
 
 /**
@@ -34,8 +35,12 @@ export async function rbdContext(spec: BackendSpec): Promise<DriverTestContext> 
     expectedCloneSpeed: spec.expect.cloneSpeed,
     root: root.path,
     cleanup: async () => {
+      // Unmount rbd-fuse before the cluster goes: a mount whose cluster is gone hangs whoever
+      // touches it. A mount still there at this point is a leak the connector should not make.
+      const leaked = await unmountAllUnder(root.path);
       await ceph.stop();
       await root.cleanup();
+      if (leaked.length > 0) throw new Error(`rbd-fuse mounts left behind: ${leaked.join(', ')}`);
     },
   };
 }

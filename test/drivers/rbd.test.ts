@@ -12,6 +12,7 @@ import { kernelDeviceSize, MiB, pattern, readAt, writeAt } from '../harness/bloc
 import { type CephCluster, startCeph } from '../harness/ceph.js';
 import { run } from '../harness/exec.js';
 import { loopsUnder } from '../harness/loops.js';
+import { unmountAllUnder } from '../harness/mounts.js';
 import { type TempDir, tempDir } from '../harness/tmp.js';
 
 const rbd = (c: CephCluster, ...args: string[]) => run(['rbd', '-c', c.conf, '--pool', c.pool, ...args]);
@@ -48,7 +49,10 @@ describe('rbd driver on a real Ceph cluster', () => {
     for (const c of await cairn.connections().catch(() => []))
       await c.disconnect({ force: true }).catch(() => {});
     await cairn?.close();
+    // Before the cluster stops: a FUSE mount whose cluster is gone hangs whoever touches it.
+    const leaked = await unmountAllUnder(root.path);
     await ceph?.stop();
+    assert.deepEqual(leaked, [], 'no rbd-fuse mount left');
     assert.deepEqual(await loopsUnder(root.path), [], 'no loop device left');
     await root?.cleanup();
     await state?.cleanup();
