@@ -24,7 +24,19 @@ if (files.length === 0) {
   console.error('no test files found under dist/test (did the build run?)');
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], {
-  stdio: 'inherit',
-});
+// A test that hangs (a mount whose daemon died, a child that never exits) must fail the run,
+// not stall CI: each test gets 5 minutes, and the whole run 25.
+const result = spawnSync(
+  process.execPath,
+  ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files],
+  {
+    stdio: 'inherit',
+    timeout: 25 * 60 * 1000,
+    killSignal: 'SIGKILL',
+  },
+);
+if (result.error || result.signal) {
+  console.error(`test run stopped: ${result.error?.message ?? `killed by ${result.signal}`}`);
+  process.exit(1);
+}
 process.exit(result.status ?? 1);
