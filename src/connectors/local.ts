@@ -1,9 +1,9 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { ConnectionInfo } from '../core/records.js';
 import type { CommandRunner } from '../exec/runner.js';
-import { parseLosetupList } from '../parse/losetup.js';
 import { backendFailure, invalidArgument, invalidState } from '../util/errors.js';
+import { blockDeviceUsers, loopBackingFile, loopDevicesOf } from './loop.js';
 import type { Connector } from './spi.js';
 
 /**
@@ -29,9 +29,9 @@ export function createLocalConnector(runner: CommandRunner): Connector {
     async detach(info, device, { force }) {
       const file = backingPath(info);
       const name = loopName(device.path);
-      if ((await backingFileOf(name)) !== file) return; // already detached (maybe reused by someone else)
+      if ((await loopBackingFile(name)) !== file) return; // already detached (maybe reused by someone else)
       if (!force) {
-        const users = await usersOf(name);
+        const users = await blockDeviceUsers(name);
         if (users.length > 0) {
           throw invalidState(
             `${device.path} is in use (${users.join(', ')}); unmount it first, or detach with force`,
@@ -46,7 +46,7 @@ export function createLocalConnector(runner: CommandRunner): Connector {
 
     async extend(info, device) {
       const name = loopName(device.path);
-      if ((await backingFileOf(name)) !== backingPath(info)) {
+      if ((await loopBackingFile(name)) !== backingPath(info)) {
         throw invalidState(`${device.path} is no longer attached to ${backingPath(info)}`);
       }
       await runner.run(['losetup', '--set-capacity', device.path], { root: true, timeoutMs: 30_000 });
@@ -56,14 +56,7 @@ export function createLocalConnector(runner: CommandRunner): Connector {
     },
 
     async findDevices(info) {
-      const file = backingPath(info);
-      const { stdout } = await runner.run(['losetup', '--json', '--list', '--associated', file], {
-        root: true,
-        timeoutMs: 30_000,
-      });
-      return parseLosetupList(stdout)
-        .filter((d) => d.backingFile === file)
-        .map((d) => ({ path: d.name, type: 'block' as const }));
+      return loopDevicesOf(runner, backingPath(info));
     },
 
     async deviceSize(device) {
@@ -89,24 +82,4 @@ function loopName(path: string): string {
   const name = basename(path);
   if (!/^loop\d+$/.test(name)) throw invalidArgument(`not a loop device: ${JSON.stringify(path)}`);
   return name;
-}
-
-/** The file behind a loop device, from sysfs; null when the device is not attached. */
-async function backingFileOf(name: string): Promise<string | null> {
-  const text = await readFile(`/sys/class/block/${name}/loop/backing_file`, 'utf8').catch(() => null);
-  return text === null ? null : text.trim().replace(/ \(deleted\)$/, '');
-}
-
-/** Mount points and holders (device-mapper, md) using a block device. */
-async function usersOf(name: string): Promise<string[]> {
-  const users: string[] = [];
-  const devno = (await readFile(`/sys/class/block/${name}/dev`, 'utf8').catch(() => '')).trim();
-  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  for (const line of mountinfo.split('\n')) {
-    const fields = line.split(' ');
-    if (devno && fields[2] === devno) users.push(`mounted at ${fields[4]}`);
-  }
-  for (const holder of await readdir(`/sys/class/block/${name}/holders`).catch(() => []))
-    users.push(`held by ${holder}`);
-  return users;
 }

@@ -5,10 +5,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionInfo } from '../core/records.js';
 import { type CephAccess, cephArgs } from '../drivers/rbd/cli.js';
 import type { CommandRunner } from '../exec/runner.js';
-import { parseLosetupList } from '../parse/losetup.js';
 import { parseRbdInfo } from '../parse/rbd.js';
 import { backendFailure, invalidArgument, invalidState, notFound } from '../util/errors.js';
-import type { AttachedDevice, Connector } from './spi.js';
+import { blockDeviceUsers, loopBackingFile, loopDevicesOf } from './loop.js';
+import type { Connector } from './spi.js';
 
 /** Where Cairn keeps its rbd-fuse mount points: `$CAIRN_RUN_DIR/rbd-fuse`, default `/run/cairn/rbd-fuse`. */
 export function rbdFuseDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -73,28 +73,6 @@ async function isMounted(path: string): Promise<boolean> {
   return text.split('\n').some((l) => l.split(' ')[4] === path);
 }
 
-async function backingFileOf(name: string): Promise<string | null> {
-  const text = await readFile(`/sys/class/block/${name}/loop/backing_file`, 'utf8').catch(() => null);
-  return text === null ? null : text.trim().replace(/ \(deleted\)$/, '');
-}
-
-async function mountUsers(devName: string): Promise<string[]> {
-  const devno = (await readFile(`/sys/class/block/${devName}/dev`, 'utf8').catch(() => '')).trim();
-  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  const users: string[] = [];
-  for (const line of mountinfo.split('\n')) {
-    const f = line.split(' ');
-    if (devno && f[2] === devno) users.push(`mounted at ${f[4]}`);
-  }
-  for (const h of await readdirSafe(`/sys/class/block/${devName}/holders`)) users.push(`held by ${h}`);
-  return users;
-}
-
-async function readdirSafe(dir: string): Promise<string[]> {
-  const { readdir } = await import('node:fs/promises');
-  return readdir(dir).catch(() => []);
-}
-
 /**
  * The `rbd` protocol on this host. It first tries the kernel client (`rbd device map -o noudev`);
  * where the kernel has no RBD module it falls back to userspace: `rbd-fuse` mounts the one image
@@ -155,15 +133,7 @@ export function createRbdConnector(runner: CommandRunner): Connector {
     }
   }
 
-  const loopFiles = async (file: string): Promise<AttachedDevice[]> => {
-    const { stdout } = await runner.run(['losetup', '--json', '--list', '--associated', file], {
-      root: true,
-      timeoutMs: 30_000,
-    });
-    return parseLosetupList(stdout)
-      .filter((d) => d.backingFile === file)
-      .map((d) => ({ path: d.name, type: 'block' as const }));
-  };
+  const loopFiles = (file: string) => loopDevicesOf(runner, file);
 
   return {
     protocol: 'rbd',
@@ -203,9 +173,9 @@ export function createRbdConnector(runner: CommandRunner): Connector {
         throw invalidArgument(`not a loop or rbd device: ${JSON.stringify(device.path)}`);
       const mnt = mountPointOf(t);
       const file = join(mnt, t.image);
-      if ((await backingFileOf(name)) === file) {
+      if ((await loopBackingFile(name)) === file) {
         if (!force) {
-          const users = await mountUsers(name);
+          const users = await blockDeviceUsers(name);
           if (users.length > 0) {
             throw invalidState(
               `${device.path} is in use (${users.join(', ')}); unmount it first, or detach with force`,
@@ -233,7 +203,7 @@ export function createRbdConnector(runner: CommandRunner): Connector {
       const name = basename(device.path);
       if (/^loop\d+$/.test(name)) {
         const file = join(mountPointOf(t), t.image);
-        if ((await backingFileOf(name)) !== file)
+        if ((await loopBackingFile(name)) !== file)
           throw invalidState(`${device.path} is no longer attached to ${file}`);
         const args = [...cephArgs(t.access), 'info', '--pool', t.pool];
         if (t.namespace) args.push('--namespace', t.namespace);
