@@ -88,12 +88,13 @@ export function connectionView(c: ConnectionRecord): string {
   ]);
 }
 
-/** `thin, snapshots, clone:instant, online-extend, protocols:local` */
+/** `thin, snapshots, clone:instant, revert, manage, online-extend, protocols:local` */
 export function capabilitiesSummary(c: Capabilities): string {
   const parts = [c.thin ? 'thin' : 'thick'];
   if (c.snapshots) parts.push('snapshots');
   parts.push(`clone:${c.cloneSpeed}`);
   if (c.revertToSnapshot) parts.push('revert');
+  if (c.manageExisting) parts.push('manage');
   if (c.multiAttach) parts.push('multi-attach');
   if (c.onlineExtend) parts.push('online-extend');
   parts.push(`protocols:${c.protocols.join('+') || 'none'}`);

@@ -6,14 +6,27 @@ import type {
   ProgressFn,
   VolumeRef,
 } from '../drivers/spi.js';
-import { alreadyExists, CairnError, ErrorCode, isCairnError, toCairnError } from '../util/errors.js';
+import {
+  alreadyExists,
+  CairnError,
+  ErrorCode,
+  invalidArgument,
+  isCairnError,
+  toCairnError,
+  unsupported,
+} from '../util/errors.js';
 import { faultPoint } from '../util/fault.js';
 import { newId } from '../util/names.js';
 import { withoutSecrets } from '../util/redact.js';
 import { alignUp } from '../util/size.js';
 import { parseWith } from '../util/zod.js';
 import { attempt, type Engine, failure, lockKey, nameKey, save } from './engine.js';
-import { type CreateVolumeOptions, parseCreateVolume } from './options.js';
+import {
+  type CreateVolumeOptions,
+  type ManageVolumeOptions,
+  parseCreateVolume,
+  parseManageVolume,
+} from './options.js';
 import { baseFields, type HostConnector, hostConnectorSchema, type VolumeRecord } from './records.js';
 import type { RecoveryAction } from './recovery.js';
 import { Volume } from './volume.js';
@@ -112,10 +125,7 @@ export class Backend {
     const keys = [lockKey('volume', id), ...source.locks];
     if (o.name) keys.push(nameKey(this.name, 'volume', o.name));
     return engine.locks.withLocks(keys, async () => {
-      if (await engine.store.get('volume', id)) throw alreadyExists(`volume ${id} already exists`);
-      if (o.name && (await engine.store.list('volume', { backend: this.name, name: o.name })).length > 0) {
-        throw alreadyExists(`a volume named "${o.name}" already exists on backend ${this.name}`);
-      }
+      await this.assertFree(id, o.name);
       const size = alignUp(await source.check(o.size), this.capabilities.sizeAlignment);
       const record: VolumeRecord = {
         kind: 'volume',
@@ -158,6 +168,80 @@ export class Backend {
       engine.logger.info({ backend: this.name, volume: id, size: stored.size }, 'volume created');
       return new Volume(engine, stored);
     });
+  }
+
+  /**
+   * Adopts an object that already exists on the backend (made outside Cairn) as a new volume,
+   * like Cinder's manage. The driver renames it to its own naming scheme, so the reference is
+   * gone afterwards; `volume.unmanage()` gives it back. The object is adopted before the record
+   * is written: an interruption in between leaves it under its new name, which `cairn check`
+   * reports as an orphan, and never deletes it.
+   * @example await backend.manageVolume({ reference: 'legacy-db', name: 'db' })
+   * @throws CairnError UNSUPPORTED, NOT_FOUND (no such object), INVALID_ARGUMENT (bad reference),
+   *   ALREADY_EXISTS (id or name taken)
+   */
+  async manageVolume(options: ManageVolumeOptions): Promise<Volume> {
+    const o = parseManageVolume(options);
+    const { engine, driver } = this;
+    const manage = driver.manageVolume?.bind(driver);
+    if (!this.capabilities.manageExisting || !manage)
+      throw unsupported(`backend ${this.name} (${this.driverName}) cannot manage existing objects`);
+    if (o.multiattach && !this.capabilities.multiAttach)
+      throw unsupported(`backend ${this.name} (${this.driverName}) does not support multi-attach`);
+    const id = o.id ?? newId();
+    const keys = [lockKey('volume', id)];
+    if (o.name) keys.push(nameKey(this.name, 'volume', o.name));
+    return engine.locks.withLocks(keys, async () => {
+      await this.assertFree(id, o.name);
+      const owner = driver.volumeIdOf?.(o.reference);
+      if (owner && (await engine.store.get('volume', owner)))
+        throw invalidArgument(`reference: "${o.reference}" is volume ${owner}, which Cairn manages already`);
+      const ref: VolumeRef = { id, name: o.name ?? null, size: 0, driverData: {} };
+      const adopted = await manage(ref, o.reference);
+      faultPoint('volume.manage:after-driver');
+      const record: VolumeRecord = {
+        kind: 'volume',
+        ...baseFields(id, this.name),
+        name: o.name ?? null,
+        description: o.description ?? null,
+        metadata: o.metadata ?? {},
+        status: 'available',
+        attachStatus: 'detached',
+        size: adopted.size,
+        sourceVolumeId: null,
+        sourceSnapshotId: null,
+        extraSpecs: {},
+        multiattach: o.multiattach ?? false,
+        driverData: adopted.driverData ?? {},
+      };
+      try {
+        const stored = await engine.store.put(record);
+        engine.logger.info({ backend: this.name, volume: id, reference: o.reference }, 'volume managed');
+        return new Volume(engine, stored);
+      } catch (err) {
+        // The object was adopted (renamed) but is not tracked: say where it is, so it can be
+        // managed again, rather than deleting data the user made.
+        let kept = `volume ${id}'s object`;
+        const unmanage = driver.unmanageVolume?.bind(driver);
+        if (unmanage)
+          await attempt(engine, `finding the name of ${o.reference}`, async () => {
+            kept = await unmanage({ ...ref, size: adopted.size });
+          });
+        const e = toCairnError(err, ErrorCode.BackendFailure);
+        throw new CairnError(e.code, `${e.message}; the object stays on the backend as ${kept}`, {
+          cause: err,
+        });
+      }
+    });
+  }
+
+  /** Throws ALREADY_EXISTS when the volume id, or its name on this backend, is taken. */
+  private async assertFree(id: string, name: string | undefined): Promise<void> {
+    const { store } = this.engine;
+    if (await store.get('volume', id)) throw alreadyExists(`volume ${id} already exists`);
+    if (name && (await store.list('volume', { backend: this.name, name })).length > 0) {
+      throw alreadyExists(`a volume named "${name}" already exists on backend ${this.name}`);
+    }
   }
 
   /** Capacity and usage. `refresh` is accepted for API parity; stats are always read live. */

@@ -75,6 +75,21 @@ export function parseDerivedVolume(input: unknown) {
   return parseWith(derivedVolume, input ?? {}, 'volume options');
 }
 
+const manageVolume = z.strictObject({
+  ...common,
+  // The driver checks the form of a reference (an image name, a file name); this only bounds it.
+  reference: z.string().min(1).max(255),
+  multiattach: z.boolean().optional(),
+});
+/** Options of `backend.manageVolume`. */
+export interface ManageVolumeOptions extends Omit<CreateVolumeOptions, 'size' | 'extraSpecs'> {
+  /** The object's name on the backend, e.g. an RBD image in the pool or a file in the pool directory. */
+  reference: string;
+}
+export function parseManageVolume(input: unknown) {
+  return parseWith(manageVolume, input, 'manageVolume options');
+}
+
 const createSnapshot = z.strictObject({ ...common });
 /** Options of `volume.createSnapshot`. */
 export interface CreateSnapshotOptions {

@@ -10,6 +10,7 @@ export const VOLUME_STATUSES = [
   'available',
   'in-use',
   'extending',
+  'reverting',
   'deleting',
   'error',
   'error_deleting',

@@ -8,7 +8,7 @@ import { volumeRef } from './volume.js';
 
 /** Statuses an operation passes through and never rests in. */
 export const TRANSITIONAL: { readonly [K in RecordKind]: readonly string[] } = {
-  volume: ['creating', 'extending', 'deleting'],
+  volume: ['creating', 'extending', 'reverting', 'deleting'],
   snapshot: ['creating', 'deleting'],
   connection: ['connecting', 'attaching', 'detaching', 'disconnecting'],
 };
@@ -126,6 +126,13 @@ async function repairVolume(
       lastError: failure('extend', new Error(message)),
     });
     return act('restored', message);
+  }
+  if (record.status === 'reverting') {
+    // A half-done rollback leaves data that is neither the old nor the snapshot's: say so, and
+    // let the user revert again (allowed from `error`).
+    const message = 'revert to a snapshot was interrupted; the data may be partly reverted: revert again';
+    await save(engine, record, { status: 'error', lastError: failure('revert', new Error(message)) });
+    return act('error', message);
   }
   await backend.driver.deleteVolume(volumeRef(record));
   await engine.store.remove('volume', record.id);

@@ -5,11 +5,12 @@ import type { ConnectionStatus, RecordKind, SnapshotStatus, VolumeStatus } from 
 // the wrong state fails before it touches the backend.
 const VOLUME: Record<VolumeStatus, readonly VolumeStatus[]> = {
   creating: ['available', 'error', 'deleting'], // deleting: forced, after a crash mid-create
-  available: ['in-use', 'extending', 'deleting', 'error'],
+  available: ['in-use', 'extending', 'reverting', 'deleting', 'error'],
   'in-use': ['available', 'extending', 'error'],
   extending: ['available', 'in-use', 'error', 'deleting'], // deleting: forced, after a crash
+  reverting: ['available', 'error', 'deleting'], // deleting: forced, after a crash
   deleting: ['error_deleting'],
-  error: ['deleting', 'available'],
+  error: ['deleting', 'available', 'reverting'], // reverting: retrying a failed revert
   error_deleting: ['deleting'],
 };
 

@@ -23,7 +23,7 @@ import {
   type SnapshotRecord,
   type VolumeRecord,
 } from './records.js';
-import { Snapshot } from './snapshot.js';
+import { Snapshot, snapshotRef } from './snapshot.js';
 import { assertStatus } from './states.js';
 import { Stored } from './stored.js';
 
@@ -197,6 +197,86 @@ export class Volume extends Stored<VolumeRecord> {
   }
 
   /**
+   * Rolls the volume's data back to one of its snapshots, in place. The volume must be detached
+   * (`available`), or in `error` after a failed revert (to retry it); it keeps its size. The
+   * snapshot stays. A revert that fails half-way leaves the volume `error`: revert again.
+   * @throws CairnError UNSUPPORTED when the backend cannot revert, INVALID_STATE when the volume
+   *   is connected or the snapshot is not available, INVALID_ARGUMENT for another volume's snapshot
+   */
+  async revertToSnapshot(snapshot: Snapshot | string): Promise<this> {
+    const { engine } = this;
+    const backend = engine.backend(this.rec.backend);
+    const snapshotId = typeof snapshot === 'string' ? snapshot : snapshot.id;
+    const revert = backend.driver.revertToSnapshot?.bind(backend.driver);
+    if (!backend.capabilities.revertToSnapshot || !revert)
+      throw unsupported(
+        `backend ${backend.name} (${backend.driverName}) cannot revert a volume to a snapshot`,
+      );
+    await engine.locks.withLocks([lockKey('volume', this.id), lockKey('snapshot', snapshotId)], async () => {
+      let rec = await mustGet(engine, 'volume', this.id);
+      const snap = await mustGet(engine, 'snapshot', snapshotId);
+      if (snap.volumeId !== this.id)
+        throw invalidArgument(
+          `snapshot: ${snapshotId} is a snapshot of volume ${snap.volumeId}, not of ${this.id}`,
+        );
+      assertStatus('volume', this.id, rec.status, ['available', 'error'], 'revert');
+      assertStatus('snapshot', snapshotId, snap.status, ['available'], 'revert to');
+      rec = await save(engine, rec, { status: 'reverting' });
+      faultPoint('volume.revert:after-status');
+      try {
+        const update = await revert(volumeRef(rec), snapshotRef(snap));
+        this.rec = await save(engine, rec, {
+          status: 'available',
+          driverData: update?.driverData ?? rec.driverData,
+          lastError: null,
+        });
+      } catch (err) {
+        this.rec = await save(engine, rec, { status: 'error', lastError: failure('revert', err) });
+        throw err;
+      }
+      engine.logger.info({ volume: this.id, snapshot: snapshotId }, 'volume reverted to snapshot');
+    });
+    return this;
+  }
+
+  /**
+   * Forgets the volume without deleting its data: the record goes, the object stays on the
+   * backend. The volume must be `available`, with no snapshots or connections.
+   * @returns the object's name on the backend (what `backend.manageVolume` takes to adopt it again)
+   */
+  async unmanage(): Promise<string> {
+    const { engine } = this;
+    const backend = engine.backend(this.rec.backend);
+    if (!backend.capabilities.manageExisting || !backend.driver.unmanageVolume)
+      throw unsupported(`backend ${backend.name} (${backend.driverName}) cannot unmanage volumes`);
+    return engine.locks.withLocks([lockKey('volume', this.id)], async () => {
+      const rec = await mustGet(engine, 'volume', this.id);
+      assertStatus('volume', this.id, rec.status, ['available'], 'unmanage');
+      await this.assertNoDependents('unmanage');
+      const reference = await backend.driver.unmanageVolume!(volumeRef(rec));
+      await engine.store.remove('volume', this.id);
+      engine.logger.info({ volume: this.id, reference }, 'volume unmanaged');
+      return reference;
+    });
+  }
+
+  /** Throws INVALID_STATE while the volume has snapshots or connections. */
+  private async assertNoDependents(operation: string): Promise<void> {
+    const snapshots = await this.engine.store.list('snapshot', { volumeId: this.id });
+    if (snapshots.length > 0) {
+      throw invalidState(
+        `cannot ${operation} volume ${this.id}: it has ${snapshots.length} snapshot(s) (${snapshots.map((s) => s.id).join(', ')}); delete them first`,
+      );
+    }
+    const connections = await this.engine.store.list('connection', { volumeId: this.id });
+    if (connections.length > 0) {
+      throw invalidState(
+        `cannot ${operation} volume ${this.id}: it is connected to ${connections.map((c) => c.host).join(', ')}; detach or disconnect it first`,
+      );
+    }
+  }
+
+  /**
    * Deletes the volume from its backend and the state store. Deleting a volume that is gone
    * already succeeds.
    * @throws CairnError INVALID_STATE while it has snapshots or connections, or is busy
@@ -208,20 +288,9 @@ export class Volume extends Stored<VolumeRecord> {
       let rec = await engine.store.get('volume', this.id);
       if (!rec) return;
       const backend = engine.backend(rec.backend);
-      const snapshots = await engine.store.list('snapshot', { volumeId: this.id });
-      if (snapshots.length > 0) {
-        throw invalidState(
-          `volume ${this.id} has ${snapshots.length} snapshot(s) (${snapshots.map((s) => s.id).join(', ')}); delete them first`,
-        );
-      }
-      const connections = await engine.store.list('connection', { volumeId: this.id });
-      if (connections.length > 0) {
-        throw invalidState(
-          `volume ${this.id} is connected to ${connections.map((c) => c.host).join(', ')}; detach or disconnect it first`,
-        );
-      }
+      await this.assertNoDependents('delete');
       const allowed = force
-        ? ['available', 'error', 'error_deleting', 'creating', 'extending', 'deleting']
+        ? ['available', 'error', 'error_deleting', 'creating', 'extending', 'reverting', 'deleting']
         : ['available', 'error', 'error_deleting'];
       assertStatus('volume', this.id, rec.status, allowed, 'delete');
       if (rec.status !== 'deleting') rec = await save(engine, rec, { status: 'deleting' });

@@ -12,7 +12,10 @@ export interface Capabilities {
   snapshots: boolean;
   /** `instant` when clones and volumes from snapshots share blocks (reflink, COW); `copy` otherwise. */
   cloneSpeed: 'instant' | 'copy';
+  /** Volumes can be rolled back to one of their snapshots in place ({@link Driver.revertToSnapshot}). */
   revertToSnapshot: boolean;
+  /** Existing backend objects can be adopted as volumes ({@link Driver.manageVolume}). */
+  manageExisting: boolean;
   multiAttach: boolean;
   onlineExtend: boolean;
   /** Export protocols this backend offers, e.g. `['local']`. */
@@ -97,6 +100,28 @@ export interface Driver {
   createSnapshot(snapshot: SnapshotRef, volume: VolumeRef): Promise<DriverUpdate | undefined>;
   /** Idempotent. */
   deleteSnapshot(snapshot: SnapshotRef): Promise<void>;
+  /**
+   * Rolls the volume's data back to the snapshot, in place. The volume is detached; it keeps its
+   * size (a rollback that shrinks it to the snapshot's size is grown back). Present when
+   * `capabilities.revertToSnapshot`.
+   */
+  revertToSnapshot?(volume: VolumeRef, snapshot: SnapshotRef): Promise<DriverUpdate | undefined>;
+  /**
+   * Adopts the existing backend object named `reference` (as the backend names it, e.g. an RBD
+   * image or a file in the pool) as volume `volume.id`, typically by renaming it. Changes nothing
+   * unless it succeeds. Present when `capabilities.manageExisting`.
+   */
+  manageVolume?(volume: VolumeRef, reference: string): Promise<DriverUpdate & { size: number }>;
+  /**
+   * The id of the Cairn volume whose object `reference` names, when it follows the driver's own
+   * naming (`volume-<id>`): Cairn refuses to manage an object it already tracks.
+   */
+  volumeIdOf?(reference: string): string | undefined;
+  /**
+   * Cairn is about to forget the volume; the object stays on the backend. Returns the name it
+   * has there, for the user to find (and manage) it again.
+   */
+  unmanageVolume?(volume: VolumeRef): Promise<string>;
   stats(): Promise<BackendStats>;
   /** Throws INVALID_ARGUMENT when this backend cannot export to the host `connector` describes. */
   validateConnector(connector: HostConnector): void;

@@ -70,9 +70,12 @@ describe('cairn configuration', () => {
     assert.match(table[0]!, /^NAME\s+DRIVER\s+CAPABILITIES$/);
     assert.match(
       table[1]!,
-      /^fast \(default\)\s+file\s+thick, snapshots, clone:\w+, online-extend, protocols:local$/,
+      /^fast \(default\)\s+file\s+thick, snapshots, clone:\w+, revert, manage, online-extend, protocols:local$/,
     );
-    assert.match(table[2]!, /^slow\s+file\s+thin, snapshots, clone:copy, online-extend, protocols:local$/);
+    assert.match(
+      table[2]!,
+      /^slow\s+file\s+thin, snapshots, clone:copy, revert, manage, online-extend, protocols:local$/,
+    );
     const list = await sb.json<Array<Record<string, unknown>>>(['backend', 'list']);
     assert.deepEqual(
       list.map((b) => [b.name, b.driver, b.default]),

@@ -259,4 +259,32 @@ describe('cairn volume', () => {
     assert.equal(empty.stdout, '');
     assert.equal(empty.stderr, 'no volumes\n');
   });
+
+  it('revert rolls a volume back to its snapshot; manage and unmanage adopt and release files', async () => {
+    const vol = await sb.json<Vol>(['volume', 'create', '--size', '4MiB', '--name', 'rev']);
+    const write = async (byte: number) => {
+      const fh = await open(fileOf(vol.id), 'r+');
+      await fh.write(Buffer.alloc(4096, byte), 0, 4096, 0);
+      await fh.close();
+    };
+    const first = async () => (await readFile(fileOf(vol.id)))[0];
+    await write(0xaa);
+    await sb.ok(['snapshot', 'create', 'rev', '--name', 'rev-snap']);
+    await write(0xbb);
+    assert.equal((await sb.json<Vol>(['volume', 'revert', 'rev', 'rev-snap'])).status, 'available');
+    assert.equal(await first(), 0xaa);
+    await sb.fails(['volume', 'revert', 'rev', 'no-such-snapshot'], 3);
+    await sb.ok(['snapshot', 'delete', 'rev-snap']);
+
+    const kept = await sb.json<{ unmanaged: string; reference: string }>(['volume', 'unmanage', 'rev']);
+    assert.deepEqual(kept, { unmanaged: vol.id, reference: `volume-${vol.id}` });
+    assert.deepEqual(await sb.json(['volume', 'list', '--name', 'rev']), []);
+    assert.ok(existsSync(fileOf(vol.id)), 'unmanage keeps the file');
+    const back = await sb.json<Vol>(['volume', 'manage', `volume-${vol.id}`, '--name', 'back']);
+    assert.equal(back.size, 4 * MiB);
+    assert.equal((await readFile(fileOf(back.id)))[0], 0xaa);
+    assert.ok(!existsSync(fileOf(vol.id)), 'the file is renamed to the new volume');
+    await sb.fails(['volume', 'manage', '../escape'], 2);
+    await sb.ok(['volume', 'delete', 'back']);
+  });
 });

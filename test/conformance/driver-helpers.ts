@@ -19,6 +19,15 @@ export interface DriverTestContext {
   invalidFields: ReadonlyArray<readonly [field: string, value: unknown]>;
   /** The clone speed the backend must report, when the storage under it is known. */
   expectedCloneSpeed?: 'instant' | 'copy' | undefined;
+  /**
+   * Makes and inspects objects on the backend behind Cairn's back (for manage): `make` writes
+   * `data` at offset 0 of a new object of `size` bytes named `reference`.
+   */
+  foreign?: {
+    make(reference: string, data: Buffer, size: number): Promise<void>;
+    exists(reference: string): Promise<boolean>;
+    remove(reference: string): Promise<void>;
+  };
   /** Everything the backends of this context keep on this host lies under this directory. */
   root: string;
   /** Removes the storage (called after every loop device under `root` is detached). */

@@ -13,6 +13,7 @@ import type { DriverSuite, DriverTestContext } from './driver-helpers.js';
 import { sweep } from './driver-helpers.js';
 import { invalidConfigCases, invalidInputCases } from './driver-invalid.js';
 import { lifecycleCases } from './driver-lifecycle.js';
+import { manageCases } from './driver-manage.js';
 
 export type { DriverTestContext } from './driver-helpers.js';
 
@@ -57,6 +58,7 @@ export function runDriverConformance(label: string, makeContext: () => Promise<D
     lifecycleCases(get);
     dataCases(get);
     concurrencyCases(get);
+    manageCases(get);
     invalidInputCases(get);
     invalidConfigCases(get);
   });

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DriverTestContext } from '../conformance/driver.js';
 import type { BackendSpec } from '../harness/backends.js';
@@ -34,6 +34,19 @@ export async function fileContext(spec: BackendSpec): Promise<DriverTestContext>
       ['reflink', 'sometimes'],
     ],
     expectedCloneSpeed: spec.expect.cloneSpeed,
+    foreign: {
+      async make(reference, data, size) {
+        const path = join(root, 'pool', reference);
+        await writeFile(path, data, { flag: 'wx' });
+        await truncate(path, size);
+      },
+      exists: (reference) =>
+        stat(join(root, 'pool', reference)).then(
+          () => true,
+          () => false,
+        ),
+      remove: (reference) => unlink(join(root, 'pool', reference)),
+    },
     root,
     cleanup,
   };

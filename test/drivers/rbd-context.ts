@@ -1,7 +1,9 @@
+import { truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DriverTestContext } from '../conformance/driver.js';
 import type { BackendSpec } from '../harness/backends.js';
 import { startCeph } from '../harness/ceph.js';
+import { run } from '../harness/exec.js';
 import { unmountAllUnder } from '../harness/mounts.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -33,6 +35,23 @@ export async function rbdContext(spec: BackendSpec): Promise<DriverTestContext> 
       ['deleteParentPolicy', 'keep'],
     ],
     expectedCloneSpeed: spec.expect.cloneSpeed,
+    foreign: {
+      async make(reference, data, size) {
+        const file = join(ceph.dir, `${reference}.img`);
+        await writeFile(file, data);
+        await truncate(file, size);
+        await run(['rbd', '-c', ceph.conf, 'import', '--no-progress', '--pool', ceph.pool, file, reference]);
+      },
+      exists: (reference) =>
+        run(['rbd', '-c', ceph.conf, 'info', '--pool', ceph.pool, '--image', reference]).then(
+          () => true,
+          () => false,
+        ),
+      remove: (reference) =>
+        run(['rbd', '-c', ceph.conf, 'rm', '--no-progress', '--pool', ceph.pool, '--image', reference]).then(
+          () => {},
+        ),
+    },
     root: root.path,
     cleanup: async () => {
       // Unmount rbd-fuse before the cluster goes: a mount whose cluster is gone hangs whoever

@@ -2,6 +2,7 @@
 // clone depth, parents with live clones, name collisions, a missing pool, a stopped monitor,
 // and I/O through rbd-fuse + loop.
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { createRbdConnector } from '../../src/connectors/rbd.js';
 import { createRunner } from '../../src/exec/runner.js';
@@ -87,6 +88,83 @@ describe('rbd driver on a real Ceph cluster', () => {
       for (const off of [0, 5 * MiB]) assert.ok((await readAt(dev, off, data.length)).equals(data));
       await child.detach();
       await child.delete();
+    }
+  });
+
+  it('with deleteParentPolicy trash, deletes a parent at once and purges it after its last clone', async () => {
+    const trash = await cairn.addBackend('ceph-trash', {
+      driver: 'rbd',
+      pool: ceph.pool,
+      cephConf: ceph.conf,
+      deleteParentPolicy: 'trash',
+    });
+    try {
+      const parent = await trash.createVolume({ size: 8 * MiB });
+      const data = pattern('trash-parent');
+      await writeAt((await parent.attach()).path!, [0], data);
+      await parent.detach();
+      const clone = await parent.clone();
+      await parent.delete();
+      assert.ok(!(await images(ceph)).includes(`volume-${parent.id}`), 'gone from the pool listing');
+      const trashed = JSON.parse(await rbd(ceph, 'trash', 'ls', '--format', 'json')) as Array<{
+        name: string;
+      }>;
+      assert.ok(
+        trashed.some((t) => t.name === `volume-${parent.id}`),
+        'kept in the trash for its clone',
+      );
+      assert.equal(
+        (await info(ceph, `volume-${clone.id}`)).parent?.image,
+        `volume-${parent.id}`,
+        'not flattened',
+      );
+      const dev = (await clone.attach()).path!;
+      assert.ok((await readAt(dev, 0, data.length)).equals(data), 'the clone still reads its parent');
+      await clone.detach();
+      await clone.delete(); // the last clone: the trashed parent is purged too
+      const left = JSON.parse(await rbd(ceph, 'trash', 'ls', '--format', 'json')) as Array<{ name: string }>;
+      assert.deepEqual(
+        left.map((t) => t.name),
+        [],
+      );
+    } finally {
+      await trash.close();
+    }
+  });
+
+  it('passes a key through a private key file, never on a command line', async () => {
+    const seen: string[][] = [];
+    const real = createRunner({ logger: silentLogger });
+    const key = 'AQBsecretsecretsecretsecretsecretsecret==';
+    const watched = await Cairn.open({
+      state: 'memory:',
+      runner: {
+        run: (argv, o) => {
+          seen.push([...argv]);
+          return real.run(argv, o);
+        },
+      },
+    });
+    try {
+      const b = await watched.addBackend('keyed', {
+        driver: 'rbd',
+        pool: ceph.pool,
+        cephConf: ceph.conf,
+        key,
+      });
+      const v = await b.createVolume({ size: 4 * MiB });
+      await v.delete();
+      const flat = seen.flat();
+      assert.ok(!flat.some((a) => a.includes(key)), 'the key is in no argv');
+      const file = flat[flat.indexOf('--keyfile') + 1];
+      assert.ok(file, 'rbd got --keyfile');
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      assert.equal(readFileSync(file, 'utf8').trim(), key);
+      assert.ok(!JSON.stringify(b.toJSON()).includes(key), 'not serialized');
+      await b.close();
+      assert.equal(existsSync(file), false, 'removed when the backend closes');
+    } finally {
+      await watched.close();
     }
   });
 

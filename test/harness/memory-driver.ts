@@ -27,6 +27,7 @@ export const memoryDriver: DriverModule<typeof memoryDriverConfig> = {
         snapshots: true,
         cloneSpeed: 'instant',
         revertToSnapshot: false,
+        manageExisting: false,
         multiAttach: false,
         onlineExtend: true,
         protocols: ['test'],

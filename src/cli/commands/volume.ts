@@ -129,6 +129,66 @@ export function registerVolume(program: Command): void {
     );
 
   volume
+    .command('revert')
+    .description("roll a detached volume's data back to one of its snapshots, in place")
+    .argument('<ref>', 'volume id or name')
+    .argument('<snapshot>', 'snapshot id or name (a snapshot of this volume)')
+    .action(
+      withCairn(async (ctx, { args, out }) => {
+        const vol = await ctx.volume(args[0] as string);
+        const snap = await ctx.snapshot(args[1] as string);
+        await vol.revertToSnapshot(snap);
+        out.result(vol, () => volumeView(vol.record));
+      }),
+    );
+
+  volume
+    .command('manage')
+    .description('adopt an object that exists on the backend (an RBD image, a file in the pool) as a volume')
+    .argument('<reference>', "the object's name on the backend; it is renamed to the volume's")
+    .option('--name <name>', 'a name, unique on its backend (letters, digits and ._:@+-)')
+    .option('--backend <name>', 'backend that holds it (default: the default backend)')
+    .option('--description <text>', 'free text')
+    .option('--metadata <key=value>', 'a metadata entry (repeatable)', collectKeyValue)
+    .option('--id <id>', 'choose the id (default: a new UUID)')
+    .action(
+      withCairn<{
+        name?: string;
+        backend?: string;
+        description?: string;
+        metadata?: Record<string, string>;
+        id?: string;
+      }>(async (ctx, { args, opts, out }) => {
+        const backend = await ctx.backend(opts.backend);
+        const vol = await backend.manageVolume({
+          reference: args[0] as string,
+          ...defined({
+            name: opts.name,
+            description: opts.description,
+            metadata: opts.metadata,
+            id: opts.id,
+          }),
+        });
+        out.result(vol, () => volumeView(vol.record));
+      }),
+    );
+
+  volume
+    .command('unmanage')
+    .description('forget a volume but keep its data on the backend; prints the name it has there')
+    .argument('<ref>', 'volume id or name')
+    .action(
+      withCairn(async (ctx, { args, out }) => {
+        const vol = await ctx.volume(args[0] as string);
+        const reference = await vol.unmanage();
+        out.result(
+          { unmanaged: vol.id, reference },
+          () => `unmanaged volume ${vol.id}; it stays on backend ${vol.backendName} as ${reference}`,
+        );
+      }),
+    );
+
+  volume
     .command('delete')
     .description('delete volumes (refused while they have snapshots or connections)')
     .argument('<ref...>', 'volume ids or names')

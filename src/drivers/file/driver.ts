@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, stat, statfs, truncate, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, stat, statfs, truncate, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionInfo, HostConnector } from '../../core/records.js';
@@ -46,7 +46,8 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
     thin: !thick,
     snapshots: true,
     cloneSpeed: reflink ? 'instant' : 'copy',
-    revertToSnapshot: false,
+    revertToSnapshot: true,
+    manageExisting: true,
     multiAttach: false,
     onlineExtend: true,
     protocols: ['local'],
@@ -113,9 +114,68 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
     });
   }
 
+  /** A file in the pool that `manageVolume` may adopt: a plain name, not one of Cairn's own snapshots. */
+  function managedPath(reference: string): string {
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,254}$/.test(reference) || reference.startsWith('snapshot-')) {
+      throw invalidArgument(
+        `reference: "${reference}" is not a file name in the pool directory of backend ${ctx.backendName} (letters, digits and "_.:@+-"; not a snapshot-… file)`,
+      );
+    }
+    return join(config.path, reference);
+  }
+
   return {
     capabilities,
     validateConnector,
+
+    async revertToSnapshot(volume, snapshot) {
+      const target = volumeFile(volume.id);
+      await mustExist(target, `volume ${volume.id}`);
+      // Copy aside, then rename over the volume: a failure leaves the volume as it was.
+      const temp = join(config.path, `.revert-${volume.id}`);
+      await ensureSpace(reflink ? 0 : volume.size);
+      await createFile(temp, async () => {
+        await copyVolumeFile(snapshotFile(snapshot.id), temp, copyOpts());
+        await allocate(temp, volume.size);
+        await rename(temp, target);
+      });
+      return undefined;
+    },
+
+    volumeIdOf(reference) {
+      return reference.startsWith('volume-') ? reference.slice('volume-'.length) : undefined;
+    },
+
+    async manageVolume(volume, reference) {
+      const source = managedPath(reference);
+      const s = await lstat(source).catch((err) => {
+        if (hasCode(err, 'ENOENT'))
+          throw notFound(`reference: no file "${reference}" in ${config.path} (backend ${ctx.backendName})`);
+        throw err;
+      });
+      if (!s.isFile() || s.size === 0)
+        throw invalidArgument(`reference: "${reference}" is not a non-empty regular file`);
+      const target = volumeFile(volume.id);
+      // link + unlink: unlike rename, never replaces a file that is there already.
+      await link(source, target).catch((err) => {
+        if (hasCode(err, 'EEXIST'))
+          throw alreadyExists(`backend ${ctx.backendName}: ${target} exists already`);
+        throw err;
+      });
+      await unlink(source);
+      const size = Math.ceil(s.size / MiB) * MiB;
+      try {
+        await growFile(target, size);
+      } catch (err) {
+        await rename(target, source).catch(() => {});
+        throw err;
+      }
+      return { size };
+    },
+
+    async unmanageVolume(volume) {
+      return `volume-${volume.id}`;
+    },
 
     async createVolume(volume: VolumeRef) {
       await ensureSpace(volume.size);

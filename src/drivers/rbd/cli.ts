@@ -7,7 +7,10 @@ export interface CephAccess {
   monitors?: readonly string[] | undefined;
   user: string;
   keyring?: string | undefined;
+  /** The user's key, for redaction; it reaches the tools through `keyFile`, never the argv. */
   key?: string | undefined;
+  /** A 0600 file holding `key` (see keyfile.ts). */
+  keyFile?: string | undefined;
   timeoutMs: number;
 }
 
@@ -19,7 +22,7 @@ export function cephArgs(a: CephAccess): string[] {
   if (a.monitors?.length) out.push('--mon_host', a.monitors.join(','));
   out.push('--id', a.user);
   if (a.keyring) out.push('--keyring', a.keyring);
-  if (a.key) out.push('--key', a.key);
+  if (a.keyFile) out.push('--keyfile', a.keyFile);
   out.push(
     `--client_mount_timeout=${secs}`,
     `--rados_mon_op_timeout=${secs}`,

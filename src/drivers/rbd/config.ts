@@ -29,10 +29,12 @@ export const rbdConfigSchema = z
     /** Image features for new images (`layering` is needed for clones); default: the cluster's. */
     features: z.array(z.string().regex(/^[a-z-]+$/, 'an rbd image feature')).optional(),
     /**
-     * What deleting a volume does when clones still depend on one of its snapshots:
-     * `flatten` copies the data into each clone first, then removes the image (the only policy).
+     * What deleting a volume does when clones still depend on one of its snapshots: `flatten`
+     * copies the data into each clone first, then removes the image (slow for big images, frees
+     * the space at once); `trash` moves the image to the pool's trash at once, where Ceph keeps
+     * it while clones use it, and later deletes purge it (instant; space is freed later).
      */
-    deleteParentPolicy: z.enum(['flatten']).default('flatten'),
+    deleteParentPolicy: z.enum(['flatten', 'trash']).default('flatten'),
     /** A clone whose parent chain would be longer than this is flattened at once (Cinder's rbd_max_clone_depth). */
     maxCloneDepth: z.number().int().min(0).max(64).default(5),
     /** Every rbd/ceph command must finish within this many milliseconds (also the mon/osd op timeouts). */

@@ -13,6 +13,7 @@ import { ErrorCode, invalidArgument, isCairnError, notFound } from '../../util/e
 import type { BackendStats, Capabilities, Driver, DriverContext, Inventory, VolumeRef } from '../spi.js';
 import { type CephAccess, ENOTEMPTY, exitCodeOf, runCeph } from './cli.js';
 import type { RbdConfig } from './config.js';
+import { writeKeyFile } from './keyfile.js';
 
 const MiB = 1024 * 1024;
 const VOLUME = 'volume-';
@@ -36,12 +37,14 @@ async function monitorsFromConf(path: string | undefined): Promise<string[]> {
  */
 export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Promise<Driver> {
   const conf = config.cephConf ?? (config.monitors ? undefined : '/etc/ceph/ceph.conf');
+  const keyFile = config.key ? await writeKeyFile(config.key) : undefined;
   const access: CephAccess = {
     conf,
     monitors: config.monitors,
     user: config.user,
     keyring: config.keyring,
     key: config.key,
+    keyFile: keyFile?.path,
     timeoutMs: config.timeoutMs,
   };
   const poolArgs = ['--pool', config.pool, ...(config.namespace ? ['--namespace', config.namespace] : [])];
@@ -56,6 +59,7 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
   try {
     await rbd(['ls', ...poolArgs, '--format', 'json'], `pool ${where}`);
   } catch (err) {
+    await keyFile?.remove();
     if (isCairnError(err, ErrorCode.NotFound)) {
       throw invalidArgument(
         `pool: pool "${config.pool}"${config.namespace ? ` (namespace "${config.namespace}")` : ''} does not exist on the cluster of backend ${ctx.backendName}; create it and run "rbd pool init"`,
@@ -70,7 +74,8 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
     thin: true,
     snapshots: true,
     cloneSpeed: 'instant',
-    revertToSnapshot: false,
+    revertToSnapshot: true,
+    manageExisting: true,
     multiAttach: true,
     onlineExtend: true,
     protocols: ['rbd'],
@@ -180,6 +185,42 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
     return config.features?.length ? ['--image-feature', config.features.join(',')] : [];
   }
 
+  /** An image that `manageVolume` may adopt: a plain image name, not one of Cairn's snapshots or clones. */
+  function checkReference(reference: string): void {
+    if (
+      !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$/.test(reference) ||
+      reference.startsWith(SNAPSHOT) ||
+      reference.startsWith(CLONE_SNAP)
+    ) {
+      throw invalidArgument(
+        `reference: "${reference}" is not an image name in ${where} (letters, digits and "_.-")`,
+      );
+    }
+  }
+
+  /**
+   * Removes an image whose snapshots still have clones. `flatten` gives each clone its own copy
+   * of the data first; `trash` moves the image to the pool's trash, where Ceph keeps it for its
+   * clones, and later deletes purge it once they are gone.
+   */
+  async function removeParent(name: string): Promise<void> {
+    if (config.deleteParentPolicy === 'flatten') await flattenChildren(name);
+    await rbd(['snap', 'purge', '--no-progress', ...img(name)], `snapshots of ${name}`).catch((err) => {
+      // With `trash`, snapshots with clones stay (in the trash namespace): expected.
+      if (!isCairnError(err, ErrorCode.NotFound) && config.deleteParentPolicy === 'flatten') throw err;
+    });
+    if (config.deleteParentPolicy === 'flatten') return removeImage(name);
+    await rbd(['trash', 'mv', ...img(name)], `image ${where}/${name}`);
+  }
+
+  /** Deletes trashed parents whose last clone went away; the others stay for next time. */
+  async function purgeTrash(): Promise<void> {
+    if (config.deleteParentPolicy !== 'trash') return;
+    await rbd(['trash', 'purge', '--no-progress', ...poolArgs], `trash of ${where}`).catch((err) =>
+      ctx.logger.debug({ err: (err as Error).message }, 'rbd trash purge left images for later'),
+    );
+  }
+
   /** Gives every clone of the image's snapshots its own copy of the data (policy `flatten`). */
   async function flattenChildren(name: string): Promise<void> {
     const children = parseRbdChildren(
@@ -234,16 +275,55 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
       if (foreign.delete(name)) return; // the clean-up of a refused create: not ours to remove
       try {
         await removeImage(name);
-        return;
       } catch (err) {
         if (exitCodeOf(err) !== ENOTEMPTY) throw err;
+        // Snapshots with clones remain (moved to the trash namespace when Cairn deleted them).
+        await removeParent(name);
       }
-      // Snapshots with clones remain (moved to the trash namespace when Cairn deleted them).
-      await flattenChildren(name);
-      await rbd(['snap', 'purge', '--no-progress', ...img(name)], `snapshots of ${name}`).catch((err) => {
-        if (!isCairnError(err, ErrorCode.NotFound)) throw err;
+      await purgeTrash();
+    },
+
+    async revertToSnapshot(volume, snapshot) {
+      const name = volName(volume.id);
+      await rbd(
+        ['snap', 'rollback', '--no-progress', ...img(name), '--snap', snapName(snapshot.id)],
+        `roll back ${name} to ${snapName(snapshot.id)}`,
+      );
+      // A rollback gives the image the snapshot's size; the volume keeps its own.
+      if ((await info(name)).size < volume.size)
+        await rbd(['resize', '--no-progress', ...img(name), '--size', mib(volume.size)], `image ${name}`);
+      return undefined;
+    },
+
+    volumeIdOf(reference) {
+      return reference.startsWith(VOLUME) ? reference.slice(VOLUME.length) : undefined;
+    },
+
+    async manageVolume(volume, reference) {
+      checkReference(reference);
+      const found = await info(reference).catch((err) => {
+        if (isCairnError(err, ErrorCode.NotFound))
+          throw notFound(`reference: no image "${reference}" in ${where} (backend ${ctx.backendName})`, {
+            cause: err,
+          });
+        throw err;
       });
-      await removeImage(name);
+      const name = volName(volume.id);
+      await rbd(['rename', ...img(reference), '--dest', name], `rename ${where}/${reference} to ${name}`);
+      const size = Math.ceil(found.size / MiB) * MiB;
+      if (size > found.size) {
+        try {
+          await rbd(['resize', '--no-progress', ...img(name), '--size', mib(size)], `image ${name}`);
+        } catch (err) {
+          await rbd(['rename', ...img(name), '--dest', reference], `rename ${name} back`).catch(() => {});
+          throw err;
+        }
+      }
+      return { size };
+    },
+
+    async unmanageVolume(volume) {
+      return volName(volume.id);
     },
 
     async extendVolume(volume, newSize) {
@@ -333,6 +413,8 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
       return found;
     },
 
-    async close() {},
+    async close() {
+      await keyFile?.remove();
+    },
   };
 }
