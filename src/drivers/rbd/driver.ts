@@ -1,19 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import type { ConnectionInfo } from '../../core/records.js';
-import {
-  type CephPoolDf,
-  parseCephDf,
-  parseRbdChildren,
-  parseRbdDu,
-  parseRbdInfo,
-  parseRbdList,
-  type RbdImageInfo,
-} from '../../parse/rbd.js';
+import type { CephPoolDf, RbdImageInfo } from '../../parse/rbd.js';
 import { ErrorCode, invalidArgument, isCairnError, notFound } from '../../util/errors.js';
 import type { BackendStats, Capabilities, Driver, DriverContext, Inventory, VolumeRef } from '../spi.js';
-import { type CephAccess, ENOTEMPTY, exitCodeOf, runCeph } from './cli.js';
+import { type CephAccess, ENOTEMPTY, exitCodeOf } from './cli.js';
+import { cliOps } from './cli-ops.js';
 import type { RbdConfig } from './config.js';
 import { writeKeyFile } from './keyfile.js';
+import type { RbdOps } from './ops.js';
 
 const MiB = 1024 * 1024;
 const VOLUME = 'volume-';
@@ -30,10 +24,15 @@ async function monitorsFromConf(path: string | undefined): Promise<string[]> {
   return m?.[1] ? [m[1].trim()] : [];
 }
 
+const ignoreNotFound = (err: unknown) => {
+  if (!isCairnError(err, ErrorCode.NotFound)) throw err;
+};
+
 /**
  * Creates an `rbd` driver: volumes are RBD images `volume-<id>` in one pool (and namespace),
  * snapshots are RBD snapshots `snapshot-<id>`, clones are copy-on-write (clone v2, no protect).
- * Everything goes through the `rbd` and `ceph` CLIs with `--format json`.
+ * Operations go through `ops`: librbd in-process when the addon is built, else the `rbd`/`ceph`
+ * CLIs with `--format json`.
  */
 export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Promise<Driver> {
   const conf = config.cephConf ?? (config.monitors ? undefined : '/etc/ceph/ceph.conf');
@@ -47,18 +46,14 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
     keyFile: keyFile?.path,
     timeoutMs: config.timeoutMs,
   };
-  const poolArgs = ['--pool', config.pool, ...(config.namespace ? ['--namespace', config.namespace] : [])];
   const where = `${config.pool}${config.namespace ? `/${config.namespace}` : ''}`;
-  const rbd = (args: string[], what: string) => runCeph(ctx.runner, 'rbd', access, args, what);
-  const img = (name: string) => [...poolArgs, '--image', name];
-  const volName = (id: string) => `${VOLUME}${id}`;
-  const snapName = (id: string) => `${SNAPSHOT}${id}`;
-  const mib = (bytes: number) => `${Math.ceil(bytes / MiB)}M`;
-
-  // The pool (and namespace) must exist: a clear error now rather than at the first create.
+  let ops: RbdOps | undefined;
   try {
-    await rbd(['ls', ...poolArgs, '--format', 'json'], `pool ${where}`);
+    ops = await openOps(access, config, ctx);
+    // The pool (and namespace) must exist: a clear error now rather than at the first create.
+    await ops.checkPool();
   } catch (err) {
+    await ops?.close();
     await keyFile?.remove();
     if (isCairnError(err, ErrorCode.NotFound)) {
       throw invalidArgument(
@@ -68,7 +63,32 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
     }
     throw err;
   }
-  const monitors = config.monitors ?? (await monitorsFromConf(conf));
+  return rbdDriver(ops, config, ctx, {
+    where,
+    conf,
+    monitors: config.monitors ?? (await monitorsFromConf(conf)),
+    close: async () => {
+      await ops.close();
+      await keyFile?.remove();
+    },
+  });
+}
+
+/** librbd when the addon is built (and CAIRN_RBD_NATIVE is not 0), else the CLIs. */
+async function openOps(access: CephAccess, config: RbdConfig, ctx: DriverContext): Promise<RbdOps> {
+  return cliOps(access, config.pool, config.namespace, ctx);
+}
+
+function rbdDriver(
+  ops: RbdOps,
+  config: RbdConfig,
+  ctx: DriverContext,
+  env: { where: string; conf: string | undefined; monitors: string[]; close(): Promise<void> },
+): Driver {
+  const { where } = env;
+  const volName = (id: string) => `${VOLUME}${id}`;
+  const snapName = (id: string) => `${SNAPSHOT}${id}`;
+  const features = config.features;
 
   const capabilities: Capabilities = {
     thin: true,
@@ -82,13 +102,12 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
     sizeAlignment: MiB,
   };
 
-  // `ceph df` costs ~150 ms (a Python CLI) and capacity moves slowly: kept for a few seconds.
+  // Pool capacity costs a cluster round trip (~150 ms through the CLI) and moves slowly: kept
+  // for a few seconds.
   let dfCache: { at: number; value: Promise<CephPoolDf> } | undefined;
-  function cephDf(): Promise<CephPoolDf> {
+  function poolDf(): Promise<CephPoolDf> {
     if (!dfCache || Date.now() - dfCache.at > DF_CACHE_MS) {
-      const value = runCeph(ctx.runner, 'ceph', access, ['df', '--format', 'json'], 'ceph df').then((out) =>
-        parseCephDf(out, config.pool),
-      );
+      const value = ops.poolDf();
       dfCache = { at: Date.now(), value };
       value.catch(() => {
         dfCache = undefined;
@@ -97,37 +116,26 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
     return dfCache.value;
   }
 
-  const info = async (name: string): Promise<RbdImageInfo> =>
-    parseRbdInfo(await rbd(['info', ...img(name), '--format', 'json'], `image ${where}/${name}`));
-
   /** Ancestors of an image (its parent, the parent's parent, …), counted up to `limit + 1`. */
   async function depthOf(name: string, limit: number): Promise<number> {
     let depth = 0;
-    let cur = await info(name);
+    let cur: RbdImageInfo = await ops.info(name);
     while (cur.parent && depth <= limit) {
       depth++;
-      const p = cur.parent;
-      const args = ['info', '--pool', p.pool, ...(p.namespace ? ['--namespace', p.namespace] : [])];
-      cur = parseRbdInfo(await rbd([...args, '--image', p.image, '--format', 'json'], `parent ${p.image}`));
+      cur = await ops.infoOf(cur.parent);
     }
     return depth;
   }
 
-  async function removeImage(name: string): Promise<void> {
-    await rbd(['rm', '--no-progress', ...img(name)], `image ${where}/${name}`).catch((err) => {
-      if (!isCairnError(err, ErrorCode.NotFound)) throw err;
-    });
-  }
+  const removeImage = (name: string) => ops.remove(name).catch(ignoreNotFound);
 
   /** Grows a fresh clone of `source` to the size asked for, and flattens it when its chain is too deep. */
   async function finishClone(volume: VolumeRef, source: string, sourceSize: number): Promise<void> {
     const name = volName(volume.id);
-    if (volume.size > sourceSize) {
-      await rbd(['resize', '--no-progress', ...img(name), '--size', mib(volume.size)], `image ${name}`);
-    }
+    if (volume.size > sourceSize) await ops.resize(name, volume.size);
     // The clone's chain: its parent (the source) and the source's own ancestors.
     if (1 + (await depthOf(source, config.maxCloneDepth)) > config.maxCloneDepth) {
-      await rbd(['flatten', '--no-progress', ...img(name)], `image ${name}`);
+      await ops.flatten({ pool: config.pool, namespace: config.namespace ?? '', image: name });
     }
   }
 
@@ -139,23 +147,7 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
     sourceSize: number,
   ): Promise<void> {
     const name = volName(volume.id);
-    await creating(name, () =>
-      rbd(
-        [
-          'clone',
-          ...img(image),
-          '--snap',
-          snap,
-          '--dest-pool',
-          config.pool,
-          ...(config.namespace ? ['--dest-namespace', config.namespace] : []),
-          '--dest',
-          name,
-          ...featureArgs(),
-        ],
-        `clone ${where}/${image}@${snap} to ${name}`,
-      ),
-    );
+    await creating(name, () => ops.clone(image, snap, name, features));
     try {
       await finishClone(volume, image, sourceSize);
     } catch (err) {
@@ -181,10 +173,6 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
     }
   }
 
-  function featureArgs(): string[] {
-    return config.features?.length ? ['--image-feature', config.features.join(',')] : [];
-  }
-
   /** An image that `manageVolume` may adopt: a plain image name, not one of Cairn's snapshots or clones. */
   function checkReference(reference: string): void {
     if (
@@ -204,33 +192,15 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
    * clones, and later deletes purge it once they are gone.
    */
   async function removeParent(name: string): Promise<void> {
-    if (config.deleteParentPolicy === 'flatten') await flattenChildren(name);
-    await rbd(['snap', 'purge', '--no-progress', ...img(name)], `snapshots of ${name}`).catch((err) => {
-      // With `trash`, snapshots with clones stay (in the trash namespace): expected.
-      if (!isCairnError(err, ErrorCode.NotFound) && config.deleteParentPolicy === 'flatten') throw err;
-    });
-    if (config.deleteParentPolicy === 'flatten') return removeImage(name);
-    await rbd(['trash', 'mv', ...img(name)], `image ${where}/${name}`);
-  }
-
-  /** Deletes trashed parents whose last clone went away; the others stay for next time. */
-  async function purgeTrash(): Promise<void> {
-    if (config.deleteParentPolicy !== 'trash') return;
-    await rbd(['trash', 'purge', '--no-progress', ...poolArgs], `trash of ${where}`).catch((err) =>
-      ctx.logger.debug({ err: (err as Error).message }, 'rbd trash purge left images for later'),
-    );
-  }
-
-  /** Gives every clone of the image's snapshots its own copy of the data (policy `flatten`). */
-  async function flattenChildren(name: string): Promise<void> {
-    const children = parseRbdChildren(
-      await rbd(['children', '--all', ...img(name), '--format', 'json'], `children of ${name}`),
-    );
-    for (const c of children) {
-      const args = ['flatten', '--no-progress', '--pool', c.pool];
-      if (c.namespace) args.push('--namespace', c.namespace);
-      await rbd([...args, '--image', c.image], `flatten ${c.image}`);
+    if (config.deleteParentPolicy === 'trash') {
+      // Snapshots with clones stay (in the trash namespace): expected.
+      await ops.snapPurge(name).catch(() => {});
+      await ops.trashMove(name);
+      return;
     }
+    for (const c of await ops.children(name)) await ops.flatten(c);
+    await ops.snapPurge(name).catch(ignoreNotFound);
+    await removeImage(name);
   }
 
   return {
@@ -243,24 +213,20 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
 
     async createVolume(volume) {
       const name = volName(volume.id);
-      await creating(name, () =>
-        rbd(['create', ...img(name), '--size', mib(volume.size), ...featureArgs()], `image ${where}/${name}`),
-      );
+      await creating(name, () => ops.create(name, volume.size, features));
       return undefined;
     },
 
     async cloneVolume(volume, source) {
       const src = volName(source.id);
       const snap = `${CLONE_SNAP}${volume.id}`;
-      await rbd(['snap', 'create', '--no-progress', ...img(src), '--snap', snap], `snapshot ${src}@${snap}`);
+      await ops.snapCreate(src, snap);
       try {
         await cloneFrom(volume, src, snap, source.size);
       } finally {
         // With clone v2 a snapshot that has a clone moves to the trash namespace and goes away
         // by itself with its last clone; without one (a failed clone) it is removed.
-        await rbd(['snap', 'rm', '--no-progress', ...img(src), '--snap', snap], `snapshot ${snap}`).catch(
-          () => {},
-        );
+        await ops.snapRemove(src, snap).catch(() => {});
       }
       return undefined;
     },
@@ -280,18 +246,14 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
         // Snapshots with clones remain (moved to the trash namespace when Cairn deleted them).
         await removeParent(name);
       }
-      await purgeTrash();
+      if (config.deleteParentPolicy === 'trash') await ops.trashPurge();
     },
 
     async revertToSnapshot(volume, snapshot) {
       const name = volName(volume.id);
-      await rbd(
-        ['snap', 'rollback', '--no-progress', ...img(name), '--snap', snapName(snapshot.id)],
-        `roll back ${name} to ${snapName(snapshot.id)}`,
-      );
+      await ops.snapRollback(name, snapName(snapshot.id));
       // A rollback gives the image the snapshot's size; the volume keeps its own.
-      if ((await info(name)).size < volume.size)
-        await rbd(['resize', '--no-progress', ...img(name), '--size', mib(volume.size)], `image ${name}`);
+      if ((await ops.info(name)).size < volume.size) await ops.resize(name, volume.size);
       return undefined;
     },
 
@@ -301,7 +263,7 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
 
     async manageVolume(volume, reference) {
       checkReference(reference);
-      const found = await info(reference).catch((err) => {
+      const found = await ops.info(reference).catch((err) => {
         if (isCairnError(err, ErrorCode.NotFound))
           throw notFound(`reference: no image "${reference}" in ${where} (backend ${ctx.backendName})`, {
             cause: err,
@@ -309,13 +271,13 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
         throw err;
       });
       const name = volName(volume.id);
-      await rbd(['rename', ...img(reference), '--dest', name], `rename ${where}/${reference} to ${name}`);
+      await ops.rename(reference, name);
       const size = Math.ceil(found.size / MiB) * MiB;
       if (size > found.size) {
         try {
-          await rbd(['resize', '--no-progress', ...img(name), '--size', mib(size)], `image ${name}`);
+          await ops.resize(name, size);
         } catch (err) {
-          await rbd(['rename', ...img(name), '--dest', reference], `rename ${name} back`).catch(() => {});
+          await ops.rename(name, reference).catch(() => {});
           throw err;
         }
       }
@@ -327,35 +289,21 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
     },
 
     async extendVolume(volume, newSize) {
-      await rbd(
-        ['resize', '--no-progress', ...img(volName(volume.id)), '--size', mib(newSize)],
-        `image ${volName(volume.id)}`,
-      );
+      await ops.resize(volName(volume.id), newSize);
       return undefined;
     },
 
     async createSnapshot(snapshot, volume) {
-      await rbd(
-        ['snap', 'create', '--no-progress', ...img(volName(volume.id)), '--snap', snapName(snapshot.id)],
-        `snapshot ${volName(volume.id)}@${snapName(snapshot.id)}`,
-      );
+      await ops.snapCreate(volName(volume.id), snapName(snapshot.id));
       return undefined;
     },
 
     async deleteSnapshot(snapshot) {
-      await rbd(
-        ['snap', 'rm', '--no-progress', ...img(volName(snapshot.volumeId)), '--snap', snapName(snapshot.id)],
-        `snapshot ${snapName(snapshot.id)}`,
-      ).catch((err) => {
-        if (!isCairnError(err, ErrorCode.NotFound)) throw err;
-      });
+      await ops.snapRemove(volName(snapshot.volumeId), snapName(snapshot.id)).catch(ignoreNotFound);
     },
 
     async stats(): Promise<BackendStats> {
-      const [du, space] = await Promise.all([
-        rbd(['du', ...poolArgs, '--format', 'json'], `pool ${where}`).then(parseRbdDu),
-        cephDf(),
-      ]);
+      const [du, space] = await Promise.all([ops.du(), poolDf()]);
       let provisioned = 0;
       let allocated = 0;
       let volumes = 0;
@@ -384,14 +332,19 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
 
     async exportVolume(volume, _connector, mode): Promise<ConnectionInfo> {
       const name = volName(volume.id);
-      await info(name).catch((err) => {
+      await ops.info(name).catch((err) => {
         if (isCairnError(err, ErrorCode.NotFound))
           throw notFound(`backend ${ctx.backendName}: image ${where}/${name} is missing`);
         throw err;
       });
-      const data: Record<string, unknown> = { pool: config.pool, image: name, monitors, user: config.user };
+      const data: Record<string, unknown> = {
+        pool: config.pool,
+        image: name,
+        monitors: env.monitors,
+        user: config.user,
+      };
       if (config.namespace) data.namespace = config.namespace;
-      if (conf) data.conf = conf;
+      if (env.conf) data.conf = env.conf;
       if (config.keyring) data.keyring = config.keyring;
       data.readOnly = mode === 'ro';
       return { protocol: 'rbd', data };
@@ -403,8 +356,7 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
 
     async inventory() {
       const found: Inventory = { volumes: new Map(), snapshots: new Map() };
-      const ls = await rbd(['ls', '-l', ...poolArgs, '--format', 'json'], `pool ${where}`);
-      for (const e of parseRbdList(ls)) {
+      for (const e of await ops.list()) {
         if (!e.image.startsWith(VOLUME)) continue;
         if (e.snapshot === undefined) found.volumes.set(e.image.slice(VOLUME.length), e.size);
         else if (e.snapshot.startsWith(SNAPSHOT))
@@ -413,8 +365,6 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
       return found;
     },
 
-    async close() {
-      await keyFile?.remove();
-    },
+    close: () => env.close(),
   };
 }
