@@ -153,9 +153,14 @@ export class Backend {
         // backend can't be cleaned, keep the record as `error` so the volume is not lost. A
         // driver that found the volume there already (ALREADY_EXISTS) made nothing, and what is
         // there is not ours to delete.
+        // A backend that timed out after it was reached would make the clean-up wait as long
+        // again: the volume is kept as `error` (delete it once the backend answers).
+        const timedOut = isCairnError(err, ErrorCode.Timeout) && err.details?.connected !== false;
         const cleanup = isCairnError(err, ErrorCode.AlreadyExists)
           ? undefined
-          : await attempt(engine, `cleaning up volume ${id}`, () => this.driver.deleteVolume(ref));
+          : timedOut
+            ? err
+            : await attempt(engine, `cleaning up volume ${id}`, () => this.driver.deleteVolume(ref));
         if (cleanup === undefined) await engine.store.remove('volume', id);
         else await save(engine, stored, { status: 'error', lastError: failure('create', err) });
         throw toCairnError(err, ErrorCode.BackendFailure);

@@ -20,6 +20,8 @@ export interface CephCluster {
   dir: string;
   /** Kills the monitor only (to test a backend that stops answering). */
   stopMonitor(): Promise<void>;
+  /** Kills the monitor and the OSD, keeping the directory: a cluster that answers nobody. */
+  stopDaemons(): Promise<void>;
   /** Kills the monitor and the OSD (SIGTERM, then SIGKILL after a bound) and removes the directory. */
   stop(): Promise<void>;
 }
@@ -179,6 +181,9 @@ log file =
       monHost,
       dir,
       stopMonitor: async () => stopProc(entry.procs[0]!, 1000),
+      stopDaemons: async () => {
+        await Promise.all(entry.procs.map((p) => stopProc(p, 1000)));
+      },
       stop,
     };
   } catch (err) {

@@ -76,7 +76,26 @@ export async function createRbdDriver(config: RbdConfig, ctx: DriverContext): Pr
 
 /** librbd when the addon is built (and CAIRN_RBD_NATIVE is not 0), else the CLIs. */
 async function openOps(access: CephAccess, config: RbdConfig, ctx: DriverContext): Promise<RbdOps> {
-  return cliOps(access, config.pool, config.namespace, ctx);
+  const { loadLibrbd, librbdUnavailableReason } = await import('./librbd.js');
+  const lib = loadLibrbd();
+  if (!lib) {
+    ctx.logger.debug({ reason: librbdUnavailableReason() }, 'rbd: using the rbd/ceph CLIs');
+    return cliOps(access, config.pool, config.namespace, ctx);
+  }
+  const { nativeOps } = await import('./native-ops.js');
+  return nativeOps(
+    lib,
+    {
+      conf: access.conf,
+      monHost: access.monitors,
+      user: access.user,
+      key: access.key,
+      keyring: access.keyring,
+      timeoutSeconds: Math.max(1, Math.floor(access.timeoutMs / 1000)),
+    },
+    config.pool,
+    config.namespace,
+  );
 }
 
 function rbdDriver(
