@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rmdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionInfo } from '../core/records.js';
@@ -73,6 +73,26 @@ async function isMounted(path: string): Promise<boolean> {
   return text.split('\n').some((l) => l.split(' ')[4] === path);
 }
 
+/** The pid of the rbd-fuse daemon serving `mnt`, found in /proc. */
+async function fuseDaemonOf(mnt: string): Promise<number | undefined> {
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (argv[0]?.endsWith('rbd-fuse') && argv.includes(mnt)) return Number(entry);
+  }
+  return undefined;
+}
+
+/** Waits until `pid` has exited (or is a zombie nobody reaps), for at most `ms`. */
+async function waitForExit(pid: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+    if (stat === null || /^\d+ \(.*\) Z/.test(stat)) return;
+    await sleep(20);
+  }
+}
+
 /**
  * The `rbd` protocol on this host. It first tries the kernel client (`rbd device map -o noudev`);
  * where the kernel has no RBD module it falls back to userspace: `rbd-fuse` mounts the one image
@@ -84,6 +104,7 @@ export function createRbdConnector(runner: CommandRunner): Connector {
   let kernelWorks: boolean | null = null;
 
   async function unmount(mnt: string): Promise<void> {
+    const daemon = await fuseDaemonOf(mnt);
     for (let attempt = 0; (await isMounted(mnt)) && attempt < 50; attempt++) {
       try {
         await runner.run(['umount', mnt], { root: true, timeoutMs: 30_000 });
@@ -93,6 +114,9 @@ export function createRbdConnector(runner: CommandRunner): Connector {
       }
     }
     await rmdir(mnt).catch(() => {});
+    // rbd-fuse closes the image (and drops its watch) only as it exits, after the unmount: a
+    // delete right after the detach would find the image busy.
+    if (daemon !== undefined) await waitForExit(daemon, 10_000);
   }
 
   async function mountImage(t: RbdTarget): Promise<string> {
