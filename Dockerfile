@@ -10,9 +10,11 @@ RUN npm ci --ignore-scripts && npm rebuild better-sqlite3 && npx tsc -p tsconfig
 
 FROM node:20-bookworm-slim
 # What the node plugin runs: losetup, mount, umount, blkid (util-linux, mount), mkfs/resize2fs,
-# mkfs.xfs/xfs_growfs, mkfs.btrfs/btrfs, and cmp (diffutils) for the blank-device check.
+# mkfs.xfs/xfs_growfs, mkfs.btrfs/btrfs, and cmp (diffutils) for the blank-device check; the
+# iSCSI, NVMe-oF and NBD initiators' tools (iscsiadm, multipath, nvme, nbd-client).
 RUN apt-get update \
   && apt-get install -y --no-install-recommends util-linux mount e2fsprogs xfsprogs btrfs-progs diffutils \
+    open-iscsi multipath-tools nvme-cli nbd-client \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production

@@ -2,6 +2,7 @@ import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { localHostConnector } from '../connectors/host.js';
+import { lazyConnector } from '../connectors/lazy.js';
 import { createLocalConnector } from '../connectors/local.js';
 import { createRbdConnector } from '../connectors/rbd.js';
 import type { Connector } from '../connectors/spi.js';
@@ -49,6 +50,11 @@ export interface OpenOptions {
   logger?: Logger;
   /** Runs OS commands; default: the real runner. For wrapping, recording and tests. */
   runner?: CommandRunner;
+  /**
+   * This host attaches over every portal of an export and joins the paths with dm-multipath
+   * (iSCSI) or native NVMe multipath: the default of `hostConnector()`, so of `attach()`.
+   */
+  multipath?: boolean;
 }
 
 const openOptionsSchema = z.strictObject({
@@ -67,12 +73,19 @@ const openOptionsSchema = z.strictObject({
       (v) => typeof v === 'object' && v !== null && typeof (v as CommandRunner).run === 'function',
     )
     .optional(),
+  multipath: z.boolean().optional(),
 });
 
 /** Host-side connectors by protocol, made on first use in each context. */
 const CONNECTORS: Record<string, (runner: CommandRunner) => Connector> = {
   local: createLocalConnector,
   rbd: createRbdConnector,
+  iscsi: (runner) =>
+    lazyConnector('iscsi', async () => (await import('../connectors/iscsi.js')).createIscsiConnector(runner)),
+  nvmeof: (runner) =>
+    lazyConnector('nvmeof', async () => (await import('../connectors/nvme.js')).createNvmeConnector(runner)),
+  nbd: (runner) =>
+    lazyConnector('nbd', async () => (await import('../connectors/nbd.js')).createNbdConnector(runner)),
 };
 
 /** The user's data directory for Cairn: `$XDG_DATA_HOME/cairn` or `~/.local/share/cairn`. */
@@ -115,7 +128,13 @@ export class Cairn {
   private readonly backendMap = new Map<string, Backend>();
   private readonly connectorMap = new Map<string, Connector>();
 
-  private constructor(store: StateStore, locks: LockManager, logger: Logger, runner: CommandRunner) {
+  private constructor(
+    store: StateStore,
+    locks: LockManager,
+    logger: Logger,
+    runner: CommandRunner,
+    multipath: boolean,
+  ) {
     const backendMap = this.backendMap;
     const connectorMap = this.connectorMap;
     this.engine = {
@@ -145,7 +164,7 @@ export class Cairn {
         if (!c) throw unsupported(`no connector for protocol "${protocol}" on this host`);
         return c;
       },
-      hostConnector: (opts) => localHostConnector(opts),
+      hostConnector: (opts) => localHostConnector({ multipath: opts?.multipath ?? multipath }),
     };
   }
 
@@ -172,7 +191,7 @@ export class Cairn {
     const runner = o.runner ?? createRunner({ rootHelper, logger });
     const store = await openStateStore(state, { withLock: (key, fn) => locks.withLocks([key], fn) });
     if (store.lock) locks.useSharedLock(store.lock.bind(store));
-    return new Cairn(store, locks, logger, runner);
+    return new Cairn(store, locks, logger, runner, o.multipath ?? false);
   }
 
   /** The state store this context uses. */
@@ -278,7 +297,10 @@ export class Cairn {
     return byName[0];
   }
 
-  /** This host's connector properties: what a backend needs to export a volume here. */
+  /**
+   * This host's connector properties: what a backend needs to export a volume here. `multipath`
+   * defaults to the `multipath` option of `Cairn.open`.
+   */
   async hostConnector(opts: { multipath?: boolean } = {}): Promise<HostConnector> {
     return this.engine.hostConnector(opts);
   }

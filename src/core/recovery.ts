@@ -159,8 +159,8 @@ async function repairConnection(
     );
   }
   const volume = await engine.store.get('volume', record.volumeId);
-  if (volume && record.info.protocol !== 'none')
-    await backend.driver.unexportVolume(volumeRef(volume), record.info, record.connector);
+  // Also with no info yet (`none`): the export may have been made before the info was saved.
+  if (volume) await backend.driver.unexportVolume(volumeRef(volume), record.info, record.connector);
   await engine.store.remove('connection', record.id);
   await setAttachStatus(engine, record.volumeId);
   return record.status === 'connecting'

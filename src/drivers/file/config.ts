@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { exportConfigSchema } from '../../exports/config.js';
 
 /** Configuration of the `file` driver. */
 export const fileConfigSchema = z.strictObject({
@@ -15,5 +16,10 @@ export const fileConfigSchema = z.strictObject({
    * `never` always makes full sparse copies.
    */
   reflink: z.enum(['auto', 'always', 'never']).default('auto'),
+  /**
+   * Export volumes to other hosts over iSCSI (LIO or tgt), NVMe-oF/TCP (nvmet) or NBD (qemu-nbd)
+   * instead of only attaching them on this host as loop devices.
+   */
+  export: exportConfigSchema.optional(),
 });
 export type FileConfig = z.output<typeof fileConfigSchema>;

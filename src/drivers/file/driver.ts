@@ -2,6 +2,7 @@ import { link, lstat, mkdir, open, readdir, rename, stat, statfs, truncate, unli
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionInfo, HostConnector } from '../../core/records.js';
+import { createExporter, type Exporter } from '../../exports/index.js';
 import {
   alreadyExists,
   insufficientCapacity,
@@ -41,6 +42,12 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
   const volumeFile = (id: string) => join(config.path, `volume-${id}`);
   const snapshotFile = (id: string) => join(config.path, `snapshot-${id}`);
   const copyOpts = (onProgress?: ProgressFn) => ({ reflink, runner: ctx.runner, onProgress });
+  const exporter: Exporter | undefined = config.export ? await createExporter(config.export, ctx) : undefined;
+  const target = (volume: VolumeRef) => ({
+    volumeId: volume.id,
+    path: volumeFile(volume.id),
+    size: volume.size,
+  });
 
   const capabilities: Capabilities = {
     thin: !thick,
@@ -49,8 +56,8 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
     revertToSnapshot: true,
     manageExisting: true,
     multiAttach: false,
-    onlineExtend: true,
-    protocols: ['local'],
+    onlineExtend: exporter?.onlineResize ?? true,
+    protocols: exporter ? [exporter.protocol] : ['local'],
     sizeAlignment: MiB,
   };
 
@@ -91,6 +98,10 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
   }
 
   function validateConnector(connector: HostConnector): void {
+    if (exporter) {
+      exporter.validateConnector(connector);
+      return;
+    }
     if (connector.host !== host) {
       throw invalidArgument(
         `backend ${ctx.backendName} (file) exports only to its own host "${host}"; the connector is for host "${connector.host}"`,
@@ -206,6 +217,7 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
     },
 
     async deleteVolume(volume) {
+      await exporter?.remove(volume.id);
       await unlink(volumeFile(volume.id)).catch((err) => {
         if (!hasCode(err, 'ENOENT')) throw err;
       });
@@ -216,6 +228,7 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
       await mustExist(path, `volume ${volume.id}`);
       await ensureSpace(newSize - volume.size);
       await allocate(path, newSize);
+      await exporter?.resize({ ...target(volume), size: newSize });
       return undefined;
     },
 
@@ -264,11 +277,14 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
       validateConnector(connector);
       const path = volumeFile(volume.id);
       await mustExist(path, `volume ${volume.id}`);
+      if (exporter) return exporter.export(target(volume), connector, mode);
       return { protocol: 'local', data: { path, host, readOnly: mode === 'ro' } };
     },
 
-    async unexportVolume() {
-      // A local export is only a path: nothing to undo on the backend.
+    async unexportVolume(volume, info, connector) {
+      // A local export is only a path: nothing to undo. A network export is undone whatever the
+      // info says: recovery of an interrupted connect passes none.
+      if (exporter) await exporter.unexport(target(volume), info, connector);
     },
 
     async inventory() {
@@ -284,6 +300,8 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
       return found;
     },
 
-    async close() {},
+    async close() {
+      await exporter?.close();
+    },
   };
 }
