@@ -14,6 +14,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { attach } from './attach.js';
+import { attachProtocols } from './attach-protocols.js';
 import { cliStart } from './cli-start.js';
 import { clone } from './clone.js';
 import { type Benchmark, createContext } from './context.js';
@@ -34,6 +35,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   clone,
   csi,
   rbd,
+  attachProtocols,
 ];
 
 const USAGE = `usage: node dist/bench/run.js [--only NAME]... [--quick] [--json FILE] [--strict] [--list]
