@@ -25,10 +25,10 @@ if (files.length === 0) {
   process.exit(1);
 }
 // A test that hangs (a mount whose daemon died, a child that never exits) must fail the run,
-// not stall CI: each test gets 5 minutes, and the whole run 25.
+// not stall CI: each test file gets 15 minutes (the test VM files run whole guests), and the whole run 25.
 const result = spawnSync(
   process.execPath,
-  ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files],
+  ['--test', '--test-concurrency=2', '--test-timeout=900000', ...files],
   {
     stdio: 'inherit',
     timeout: 25 * 60 * 1000,

@@ -26,6 +26,8 @@ const configFileSchema = z
     rootHelper: z.union([z.string(), z.array(z.string().min(1))]).optional(),
     lockDir: z.string().min(1).optional(),
     lockTimeoutMs: z.number().int().nonnegative().optional(),
+    /** Attach over every portal of an export, joined by dm-multipath or NVMe native multipath. */
+    multipath: z.boolean().optional(),
     /** Backend used when a command gets no `--backend`. */
     defaultBackend: z.string().min(1).optional(),
     backends: z.record(z.string(), z.looseObject({ driver: z.string().min(1) })).optional(),
@@ -49,6 +51,7 @@ export interface CliConfig {
   rootHelper?: string | string[] | undefined;
   lockDir?: string | undefined;
   lockTimeoutMs?: number | undefined;
+  multipath?: boolean | undefined;
   /** The backend a command uses without `--backend`. */
   defaultBackend: string;
   /** Backend name → its configuration (`driver` plus the driver's fields). */
@@ -131,6 +134,7 @@ async function readConfigFile(path: string, dataDir: string): Promise<CliConfig>
     rootHelper: parsed.rootHelper,
     lockDir: parsed.lockDir === undefined ? undefined : resolve(dir, parsed.lockDir),
     lockTimeoutMs: parsed.lockTimeoutMs,
+    multipath: parsed.multipath,
     defaultBackend: parsed.defaultBackend ?? (names.length === 1 ? names[0]! : DEFAULT_BACKEND),
     backends,
   };
@@ -180,6 +184,7 @@ export async function openContext(config: CliConfig, logger: Logger): Promise<Cl
     ...(config.rootHelper === undefined ? {} : { rootHelper: config.rootHelper }),
     ...(config.lockDir === undefined ? {} : { lockDir: config.lockDir }),
     ...(config.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: config.lockTimeoutMs }),
+    ...(config.multipath === undefined ? {} : { multipath: config.multipath }),
   });
   const opening = new Map<string, Promise<Backend>>();
   const where = config.file ? `config file ${config.file}` : 'the default configuration';

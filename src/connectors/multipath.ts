@@ -50,9 +50,17 @@ export async function createMultipathMap(
   const first = disks[0];
   if (!first) throw backendFailure('no disk to make a multipath map of');
   const left = () => Math.max(1_000, deadline - Date.now());
-  await runner.run(['multipath', '-a', `/dev/${first}`], { root: true, timeoutMs: Math.min(30_000, left()) });
-  for (const sd of disks) {
-    await runner.run(['multipath', `/dev/${sd}`], { root: true, timeoutMs: Math.min(60_000, left()) });
+  const readOnly = await Promise.all(disks.map(async (d) => (await read(sysBlock(d, 'ro'))) === '1'));
+  if (readOnly.every(Boolean)) {
+    await createReadOnlyMap(runner, disks, Math.min(60_000, left()));
+  } else {
+    await runner.run(['multipath', '-a', `/dev/${first}`], {
+      root: true,
+      timeoutMs: Math.min(30_000, left()),
+    });
+    for (const sd of disks) {
+      await runner.run(['multipath', `/dev/${sd}`], { root: true, timeoutMs: Math.min(60_000, left()) });
+    }
   }
   for (;;) {
     const maps = await multipathHolders(first);
@@ -70,6 +78,33 @@ export async function createMultipathMap(
 }
 
 /**
+ * A read-only multipath map over read-only paths (a write-protected LUN). multipath-tools loads
+ * every map read-write, which the kernel refuses for read-only paths ("reload ioctl failed:
+ * Read-only file system"; only multipathd with udev retries read-only), so the table is loaded
+ * here with `dmsetup --readonly`: one round-robin group over all paths, queueing while none
+ * is left, like multipath's own. The uuid starts with `mpath-` so it is found and removed as
+ * any other map.
+ */
+async function createReadOnlyMap(
+  runner: CommandRunner,
+  disks: readonly string[],
+  timeoutMs: number,
+): Promise<void> {
+  const first = disks[0]!;
+  const wwid = (await read(`/sys/block/${first}/device/wwid`)) ?? first;
+  const name = `cairn-ro-${wwid.replace(/[^A-Za-z0-9]/g, '').slice(0, 64)}`;
+  const sectors = await read(sysBlock(first, 'size'));
+  const devs = await Promise.all(disks.map((d) => read(sysBlock(d, 'dev'))));
+  if (!sectors || devs.some((d) => !d)) throw backendFailure(`the paths ${disks.join(', ')} vanished`);
+  const paths = devs.map((d) => `${d} 1000`).join(' ');
+  const table = `0 ${sectors} multipath 1 queue_if_no_path 0 1 1 round-robin 0 ${disks.length} 1 ${paths}`;
+  await runner.run(['dmsetup', 'create', name, '--readonly', '--uuid', `mpath-${name}`, '--table', table], {
+    root: true,
+    timeoutMs,
+  });
+}
+
+/**
  * Removes multipath map `dm` (its paths stay). With `force`, queued I/O is failed first
  * (`fail_if_no_path`) so a map whose paths are all dead does not block the removal, and
  * `dmsetup remove --force` is the last resort.
@@ -80,7 +115,11 @@ export async function removeMultipathMap(runner: CommandRunner, dm: string, forc
   const opts = { root: true, timeoutMs: 60_000 };
   if (force) await failQueuedIo(runner, dm);
   try {
-    await runner.run(['multipath', '-f', name], opts);
+    // A read-only map made by createReadOnlyMap is not multipath-tools': dmsetup removes it.
+    const argv = name.startsWith('cairn-ro-')
+      ? ['dmsetup', 'remove', '--retry', name]
+      : ['multipath', '-f', name];
+    await runner.run(argv, opts);
   } catch (err) {
     if (!force) throw err;
     await runner.run(['dmsetup', 'remove', '--force', '--retry', name], opts).catch(() => {});

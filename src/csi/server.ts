@@ -80,6 +80,7 @@ async function openLibrary(config: CsiConfig, logger: Logger, runner: CommandRun
     runner,
     ...(lib.lockDir === undefined ? {} : { lockDir: lib.lockDir }),
     ...(lockTimeoutMs === undefined ? {} : { lockTimeoutMs }),
+    ...(lib.multipath === undefined ? {} : { multipath: lib.multipath }),
   });
   try {
     for (const [name, cfg] of Object.entries(lib.backends)) {

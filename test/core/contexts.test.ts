@@ -69,4 +69,18 @@ describe('contexts in one process', () => {
       for (const c of contexts) await c.close();
     }
   });
+
+  it('take the host connector multipath default from Cairn.open, and a call overrides it', async () => {
+    const on = await Cairn.open({ state: 'memory:', multipath: true });
+    const off = await Cairn.open({ state: 'memory:' });
+    try {
+      assert.equal((await on.hostConnector()).multipath, true);
+      assert.equal((await on.hostConnector({ multipath: false })).multipath, false);
+      assert.equal((await off.hostConnector()).multipath, false);
+      await assert.rejects(Cairn.open({ state: 'memory:', multipath: 'yes' as never }), /multipath/);
+    } finally {
+      await on.close();
+      await off.close();
+    }
+  });
 });
