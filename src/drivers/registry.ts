@@ -6,6 +6,7 @@ import type { DriverModule } from './spi.js';
 const BUILT_IN: Record<string, () => Promise<DriverModule>> = {
   file: async () => (await import('./file/index.js')).fileDriver as unknown as DriverModule,
   rbd: async () => (await import('./rbd/index.js')).rbdDriver as unknown as DriverModule,
+  lvm: async () => (await import('./lvm/index.js')).lvmDriver as unknown as DriverModule,
 };
 
 /** Names of the drivers that ship with Cairn. */

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { it } from 'node:test';
-import { type Connection, ErrorCode, type Volume } from '../../src/index.js';
+import { type Connection, ErrorCode, isCairnError, type Volume } from '../../src/index.js';
 import { rejectsWith } from '../harness/assert.js';
-import { kernelDeviceSize, loopBackingFile, pattern, readAt, writeAt } from '../harness/blockdev.js';
-import { listLoops, loopsUnder } from '../harness/loops.js';
-import { type DriverSuite, failsWithoutChange, MiB, volume } from './driver-helpers.js';
+import { kernelDeviceSize, pattern, readAt, writeAt } from '../harness/blockdev.js';
+import { type DriverSuite, failsWithoutChange, localDevices, MiB, volume } from './driver-helpers.js';
 
 /** Offsets written in a 64 MiB volume: the start, an unaligned middle, the last MiB. */
 const OFFSETS = [0, 17 * MiB + 4096, 63 * MiB];
@@ -43,14 +44,16 @@ export function dataCases(get: () => DriverSuite): void {
     assert.equal(vol.status, 'in-use');
     assert.equal(vol.attachStatus, 'attached');
     assert.equal(await kernelDeviceSize(device), 64 * MiB);
-    assert.equal((await loopsUnder(s.ctx.root)).length, 1, 'the device is backed by the backend');
+    const devices = localDevices(s.ctx);
+    assert.equal((await devices.held()).length, devices.perAttach, 'the device is backed by the backend');
+    assert.ok(await devices.backing(device), 'the device shows the volume');
     const data = pattern(`io-${vol.id}`);
     await writeAt(device, OFFSETS, data);
     await vol.detach();
     assert.equal(vol.status, 'available');
     assert.equal(vol.attachStatus, 'detached');
     assert.deepEqual(await vol.connections(), []);
-    assert.deepEqual(await loopsUnder(s.ctx.root), []);
+    assert.deepEqual(await devices.held(), []);
     await holds(vol, data);
   });
 
@@ -60,6 +63,18 @@ export function dataCases(get: () => DriverSuite): void {
     const device = await attached(vol);
     const data = pattern('extend-online');
     await writeAt(device, [0], data);
+    if (!s.backend.capabilities.onlineExtend) {
+      // Refused before anything changes; offline it grows.
+      await failsWithoutChange(
+        s,
+        () => vol.extend('96MiB'),
+        (act) => rejectsWith(act, ErrorCode.Unsupported, 'connected'),
+      );
+      await vol.detach();
+      await vol.extend('96MiB');
+      await holds(vol, data, [0]);
+      return;
+    }
     await vol.extend('96MiB');
     assert.equal(vol.size, 96 * MiB);
     assert.equal(vol.status, 'in-use');
@@ -123,11 +138,24 @@ export function dataCases(get: () => DriverSuite): void {
     const vol = await volume(s);
     const a = pattern('ro-a');
     await fill(vol, a);
-    const conn = await vol.attach({ mode: 'ro' });
+    const attaching = vol.attach({ mode: 'ro' });
+    const refusal = await attaching.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    if (isCairnError(refusal, ErrorCode.Unsupported)) {
+      // A protocol without read-only exports (NVMe-oF on Linux 6.1) must say so and leave nothing.
+      assert.match(refusal.message, /read-only/);
+      assert.deepEqual(await vol.connections(), []);
+      assert.deepEqual(await localDevices(s.ctx).held(), []);
+      assert.equal((await vol.refresh()).status, 'available');
+      return;
+    }
+    const conn = await attaching;
     assert.equal(conn.mode, 'ro');
     const device = conn.path!;
-    const loop = (await listLoops()).find((l) => l.name === device);
-    assert.equal(loop?.readOnly, true, 'the loop device is read-only');
+    const ro = await readFile(`/sys/class/block/${basename(device)}/ro`, 'utf8');
+    assert.equal(ro.trim(), '1', 'the kernel has the device read-only');
     await assert.rejects(writeAt(device, [0], pattern('ro-b')), (err: NodeJS.ErrnoException) => {
       assert.ok(['EPERM', 'EROFS', 'EACCES'].includes(err.code ?? ''), `write failed with ${err.code}`);
       return true;
@@ -143,7 +171,8 @@ export function dataCases(get: () => DriverSuite): void {
     const a = pattern('twice');
     const device = await attached(vol);
     await writeAt(device, [0], a);
-    const file = await loopBackingFile(device);
+    const backing = (device: string) => localDevices(s.ctx).backing(device);
+    const file = await backing(device);
     const again = await s.cairn.volume(vol.id);
     await failsWithoutChange(
       s,
@@ -161,7 +190,7 @@ export function dataCases(get: () => DriverSuite): void {
       () => conn.attach(),
       (act) => rejectsWith(act, ErrorCode.InvalidState),
     );
-    assert.equal(await loopBackingFile(device), file, 'the first device still points at the volume');
+    assert.equal(await backing(device), file, 'the first device still points at the volume');
     await assertData(device, a, [0]);
     await vol.detach();
   });
@@ -180,7 +209,7 @@ export function dataCases(get: () => DriverSuite): void {
       () => vol.delete({ force: true }),
       (act) => rejectsWith(act, ErrorCode.InvalidState),
     );
-    assert.ok(await loopBackingFile(device));
+    assert.ok(await localDevices(s.ctx).backing(device));
     await vol.detach();
     await vol.delete();
     assert.deepEqual(await s.backend.volumes(), []);

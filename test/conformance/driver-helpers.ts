@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import type { Backend, Cairn, Volume } from '../../src/index.js';
-import { MiB } from '../harness/blockdev.js';
+import type { Backend, Cairn, OpenOptions, Volume } from '../../src/index.js';
+import { loopBackingFile, MiB } from '../harness/blockdev.js';
 import { loopsUnder } from '../harness/loops.js';
 
 /** What a driver's test gives the suite: a real backend and how to look at it from outside. */
@@ -30,9 +30,42 @@ export interface DriverTestContext {
   };
   /** Everything the backends of this context keep on this host lies under this directory. */
   root: string;
+  /**
+   * How the suite sees the devices attaches make on this host. Default ({@link loopDevicesUnder}):
+   * loop devices over files under `root`, one per attach (file, rbd through rbd-fuse).
+   */
+  localDevices?: LocalDevices;
+  /** Extra options of the suite's `Cairn.open` (e.g. `multipath` for exports with two portals). */
+  openOptions?: Pick<OpenOptions, 'multipath'>;
   /** Removes the storage (called after every loop device under `root` is detached). */
   cleanup(): Promise<void>;
 }
+
+/** The devices attaches make on this host, seen from outside Cairn. */
+export interface LocalDevices {
+  /** The devices attaches of the context's volumes hold now, as `device=backing`, sorted; none after detach. */
+  held(): Promise<string[]>;
+  /**
+   * How many devices one read-write attach adds to `held()`: 1 for a loop device, 0 where attach
+   * hands out the volume's own device (an LVM LV) and makes nothing.
+   */
+  perAttach: number;
+  /** What backs `device` when it shows one of the context's volumes (a loop's file, an LV), else null. */
+  backing(device: string): Promise<string | null>;
+}
+
+/** The default {@link LocalDevices}: loop devices backed by files under `root`. */
+export function loopDevicesUnder(root: string): LocalDevices {
+  return {
+    held: async () => (await loopsUnder(root)).map((l) => `${l.name}=${l.backFile}`).sort(),
+    perAttach: 1,
+    backing: (device) => loopBackingFile(device),
+  };
+}
+
+/** The context's {@link LocalDevices}. */
+export const localDevices = (ctx: DriverTestContext): LocalDevices =>
+  ctx.localDevices ?? loopDevicesUnder(ctx.root);
 
 /** The running suite: one context, one Cairn, the backend under test. */
 export interface DriverSuite {
@@ -70,7 +103,7 @@ export async function observe(s: DriverSuite, backend: Backend = s.backend) {
     },
     backends: s.cairn.backends.map((b) => b.name).sort(),
     files: await listTree(s.ctx.root),
-    loops: (await loopsUnder(s.ctx.root)).map((l) => `${l.name}=${l.backFile}`).sort(),
+    loops: await localDevices(s.ctx).held(),
   };
 }
 

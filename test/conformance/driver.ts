@@ -15,14 +15,31 @@ import { invalidConfigCases, invalidInputCases } from './driver-invalid.js';
 import { lifecycleCases } from './driver-lifecycle.js';
 import { manageCases } from './driver-manage.js';
 
-export type { DriverTestContext } from './driver-helpers.js';
+export type { DriverTestContext, LocalDevices } from './driver-helpers.js';
+
+/** The suite's groups of cases, in the order they run. */
+const GROUPS = {
+  lifecycle: lifecycleCases,
+  data: dataCases,
+  concurrency: concurrencyCases,
+  manage: manageCases,
+  invalidInput: invalidInputCases,
+  invalidConfig: invalidConfigCases,
+} as const;
+export type ConformanceGroup = keyof typeof GROUPS;
 
 /**
  * Runs every case against the backend `makeContext` prepares. Each case starts with an empty
  * backend and removes what it made (also when it fails); the storage itself and every loop
- * device backed by a file under `context.root` are removed when the suite ends.
+ * device backed by a file under `context.root` are removed when the suite ends. `opts.groups`
+ * runs only some groups: for a second variant of a driver whose first variant ran them all,
+ * where time is short (the test VM).
  */
-export function runDriverConformance(label: string, makeContext: () => Promise<DriverTestContext>): void {
+export function runDriverConformance(
+  label: string,
+  makeContext: () => Promise<DriverTestContext>,
+  opts: { groups?: readonly ConformanceGroup[] } = {},
+): void {
   describe(`driver conformance: ${label}`, () => {
     let suite: DriverSuite | undefined;
     const get = (): DriverSuite => {
@@ -39,7 +56,11 @@ export function runDriverConformance(label: string, makeContext: () => Promise<D
       );
       const state = await tempDir('cairn-conformance-state-');
       cleanups.push(() => state.cleanup());
-      const cairn = await Cairn.open({ state: `sqlite:${state.path}/state.db`, lockTimeoutMs: 60_000 });
+      const cairn = await Cairn.open({
+        ...ctx.openOptions,
+        state: `sqlite:${state.path}/state.db`,
+        lockTimeoutMs: 60_000,
+      });
       cleanups.push(() => cairn.close());
       const backend = await cairn.addBackend('under-test', ctx.config);
       suite = { ctx, cairn, backend, stateDir: state.path };
@@ -55,11 +76,7 @@ export function runDriverConformance(label: string, makeContext: () => Promise<D
       if (first !== undefined) throw first;
     });
 
-    lifecycleCases(get);
-    dataCases(get);
-    concurrencyCases(get);
-    manageCases(get);
-    invalidInputCases(get);
-    invalidConfigCases(get);
+    for (const [name, cases] of Object.entries(GROUPS))
+      if (!opts.groups || opts.groups.includes(name as ConformanceGroup)) cases(get);
   });
 }
