@@ -127,20 +127,7 @@ export class Backend {
     return engine.locks.withLocks(keys, async () => {
       await this.assertFree(id, o.name);
       const size = alignUp(await source.check(o.size), this.capabilities.sizeAlignment);
-      const record: VolumeRecord = {
-        kind: 'volume',
-        ...baseFields(id, this.name),
-        name: o.name ?? null,
-        description: o.description ?? null,
-        metadata: o.metadata ?? {},
-        status: 'creating',
-        attachStatus: 'detached',
-        size,
-        sourceVolumeId: o.sourceVolumeId ?? null,
-        sourceSnapshotId: o.sourceSnapshotId ?? null,
-        extraSpecs: o.extraSpecs ?? {},
-        multiattach: o.multiattach ?? false,
-      };
+      const record = this.newRecord(id, o, 'creating', size);
       let stored = await engine.store.put(record);
       faultPoint('volume.create:after-record');
       const ref: VolumeRef = { id, name: record.name, size, driverData: {} };
@@ -204,19 +191,8 @@ export class Backend {
       const ref: VolumeRef = { id, name: o.name ?? null, size: 0, driverData: {} };
       const adopted = await manage(ref, o.reference);
       faultPoint('volume.manage:after-driver');
-      const record: VolumeRecord = {
-        kind: 'volume',
-        ...baseFields(id, this.name),
-        name: o.name ?? null,
-        description: o.description ?? null,
-        metadata: o.metadata ?? {},
-        status: 'available',
-        attachStatus: 'detached',
-        size: adopted.size,
-        sourceVolumeId: null,
-        sourceSnapshotId: null,
-        extraSpecs: {},
-        multiattach: o.multiattach ?? false,
+      const record = {
+        ...this.newRecord(id, o, 'available', adopted.size),
         driverData: adopted.driverData ?? {},
       };
       try {
@@ -238,6 +214,24 @@ export class Backend {
         });
       }
     });
+  }
+
+  /** A new volume record of this backend from validated options. */
+  private newRecord(id: string, o: NewVolume, status: VolumeRecord['status'], size: number): VolumeRecord {
+    return {
+      kind: 'volume',
+      ...baseFields(id, this.name),
+      name: o.name ?? null,
+      description: o.description ?? null,
+      metadata: o.metadata ?? {},
+      status,
+      attachStatus: 'detached',
+      size,
+      sourceVolumeId: o.sourceVolumeId ?? null,
+      sourceSnapshotId: o.sourceSnapshotId ?? null,
+      extraSpecs: o.extraSpecs ?? {},
+      multiattach: o.multiattach ?? false,
+    };
   }
 
   /** Throws ALREADY_EXISTS when the volume id, or its name on this backend, is taken. */

@@ -175,6 +175,8 @@ describe('crash recovery (kill -9 mid-operation)', () => {
       // Wait until the copy has started: a second volume file appears.
       for (let i = 0; i < 200 && (await files()).length === before.length; i++) await sleep(10);
       assert.equal((await files()).length, before.length + 1, 'the clone started');
+      // Paused, not dead: it still holds its lock, however fast the copy would have finished.
+      cloner.kill('SIGSTOP');
       const [report] = await box.json<CheckJson[]>(['state', 'check']);
       assert.deepEqual(report?.recovered, [], 'a clone in progress is not "recovered"');
       assert.equal(cloner.exitCode, null, 'the clone was still running during the check');

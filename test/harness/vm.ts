@@ -328,7 +328,12 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
   const env = opts.env ?? {};
   for (const k of Object.keys(env))
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`runInVm: bad environment variable name ${k}`);
-  const shares = opts.shares ?? [];
+  const shares = [...(opts.shares ?? [])];
+  // The guest mounts fresh tmpfs on these: a repository below one (a CI clone in /tmp) would be
+  // hidden, so it comes in as a share of its own, at the same path, read-only.
+  const hidden = ['/tmp', '/run', '/dev/shm'];
+  if (hidden.some((h) => REPO_ROOT.startsWith(`${h}/`)) && !shares.some((s) => s.guestPath === REPO_ROOT))
+    shares.push({ hostPath: REPO_ROOT, guestPath: REPO_ROOT });
   for (const s of shares) {
     if (!s.guestPath.startsWith('/') || /\s/.test(s.guestPath))
       throw new Error(`runInVm: a share's guest path must be absolute, without blanks: ${s.guestPath}`);

@@ -1,8 +1,8 @@
 import { link, lstat, mkdir, open, readdir, rename, stat, statfs, truncate, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { ConnectionInfo, HostConnector } from '../../core/records.js';
-import { createExporter, type Exporter } from '../../exports/index.js';
+import type { ConnectionInfo } from '../../core/records.js';
+import { connectorCheck, createExporter, type Exporter } from '../../exports/index.js';
 import {
   alreadyExists,
   insufficientCapacity,
@@ -97,17 +97,7 @@ export async function createFileDriver(config: FileConfig, ctx: DriverContext): 
     }
   }
 
-  function validateConnector(connector: HostConnector): void {
-    if (exporter) {
-      exporter.validateConnector(connector);
-      return;
-    }
-    if (connector.host !== host) {
-      throw invalidArgument(
-        `backend ${ctx.backendName} (file) exports only to its own host "${host}"; the connector is for host "${connector.host}"`,
-      );
-    }
-  }
+  const validateConnector = connectorCheck(exporter, ctx.backendName, 'file');
 
   /** Makes a new volume file from a copy of `source`, grown to the volume's size. */
   async function copyIntoVolume(

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import type { ConnectionInfo, HostConnector } from '../../core/records.js';
-import { createExporter, type Exporter } from '../../exports/index.js';
+import type { ConnectionInfo } from '../../core/records.js';
+import { connectorCheck, createExporter, type Exporter } from '../../exports/index.js';
 import { isCowSnapshot, isThinPool, type LvInfo } from '../../parse/lvm.js';
 import { ErrorCode, invalidArgument, isCairnError, notFound } from '../../util/errors.js';
 import type { BackendStats, Capabilities, Driver, DriverContext, Inventory, VolumeRef } from '../spi.js';
@@ -107,17 +107,7 @@ function lvmDriver({ b, p, exporter, host, capabilities, ctx }: Parts): Driver {
     }
   }
 
-  function validateConnector(connector: HostConnector): void {
-    if (exporter) {
-      exporter.validateConnector(connector);
-      return;
-    }
-    if (connector.host !== host) {
-      throw invalidArgument(
-        `backend ${ctx.backendName} (lvm) exports only to its own host "${host}"; the connector is for host "${connector.host}"`,
-      );
-    }
-  }
+  const validateConnector = connectorCheck(exporter, ctx.backendName, 'lvm');
 
   /** This backend's volume and snapshot LVs; `fresh` for inventory, which recovery trusts. */
   async function mine(fresh = false) {

@@ -4,8 +4,7 @@
 // 127/8 is local). Named *.guest.ts so that the host's test run never picks it up.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { access, mkdir, readdir, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +22,7 @@ import { ErrorCode } from '../../../src/util/errors.js';
 import { silentLogger } from '../../../src/util/logger.js';
 import { rejectsWith } from '../../harness/assert.js';
 import { run } from '../../harness/exec.js';
+import { roundTrip as directRoundTrip, fileVolume as makeFileVolume } from './io.js';
 
 const MiB = 1024 * 1024;
 const LIO = '/sys/kernel/config/target';
@@ -80,51 +80,9 @@ after(async () => {
   await rm(DIR, { recursive: true, force: true });
 });
 
-async function fileVolume(size = 64 * MiB): Promise<ExportTarget> {
-  const volumeId = randomUUID();
-  const path = join(DIR, `volume-${volumeId}`);
-  await writeFile(path, '');
-  await truncate(path, size);
-  return { volumeId, path, size };
-}
+const fileVolume = (size = 64 * MiB): Promise<ExportTarget> => makeFileVolume(DIR, size);
 
-/** 1 MiB of random data to `device` at `offsetMiB` with O_DIRECT, read back the same way. */
-async function roundTrip(device: string, offsetMiB: number): Promise<Buffer> {
-  const pattern = randomBytes(MiB);
-  const src = join(DIR, `pattern-${randomUUID()}`);
-  const back = `${src}.back`;
-  await writeFile(src, pattern);
-  await run(
-    [
-      'dd',
-      `if=${src}`,
-      `of=${device}`,
-      'bs=1M',
-      `seek=${offsetMiB}`,
-      'oflag=direct',
-      'conv=notrunc,fsync',
-      'status=none',
-    ],
-    { timeoutMs: 120_000 },
-  );
-  await run(
-    [
-      'dd',
-      `if=${device}`,
-      `of=${back}`,
-      'bs=1M',
-      `skip=${offsetMiB}`,
-      'count=1',
-      'iflag=direct',
-      'status=none',
-    ],
-    { timeoutMs: 120_000 },
-  );
-  assert.ok((await readFile(back)).equals(pattern), `the data read back from ${device} differs`);
-  await unlink(src);
-  await unlink(back);
-  return pattern;
-}
+const roundTrip = (device: string, offsetMiB: number) => directRoundTrip(DIR, device, offsetMiB);
 
 /** iSCSI sessions to `iqn` on this host. */
 async function sessionsTo(iqn: string): Promise<string[]> {

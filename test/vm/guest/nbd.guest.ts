@@ -1,8 +1,7 @@
 // Runs INSIDE the test VM (test/vm/nvme-nbd.test.ts): the NBD exporter (qemu-nbd in the guest)
 // and the NBD connector on the guest kernel's NBD client.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rm, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createNbdConnector } from '../../../src/connectors/nbd.js';
@@ -16,6 +15,7 @@ import { ErrorCode } from '../../../src/util/errors.js';
 import { silentLogger } from '../../../src/util/logger.js';
 import { rejectsWith } from '../../harness/assert.js';
 import { run } from '../../harness/exec.js';
+import { roundTrip as directRoundTrip, fileVolume as makeFileVolume } from './io.js';
 
 const MiB = 1024 * 1024;
 const DIR = '/tmp/cairn-nbd';
@@ -41,44 +41,12 @@ after(async () => {
 });
 
 async function fileVolume(size = 32 * MiB): Promise<ExportTarget> {
-  const volumeId = randomUUID();
-  volumes.push(volumeId);
-  const path = join(DIR, `volume-${volumeId}`);
-  await writeFile(path, '');
-  await truncate(path, size);
-  return { volumeId, path, size };
+  const v = await makeFileVolume(DIR, size);
+  volumes.push(v.volumeId);
+  return v;
 }
 
-async function roundTrip(device: string, offsetMiB: number): Promise<Buffer> {
-  const pattern = randomBytes(MiB);
-  const src = join(DIR, `pattern-${randomUUID()}`);
-  const back = `${src}.back`;
-  await writeFile(src, pattern);
-  await run([
-    'dd',
-    `if=${src}`,
-    `of=${device}`,
-    'bs=1M',
-    `seek=${offsetMiB}`,
-    'oflag=direct',
-    'conv=notrunc,fsync',
-    'status=none',
-  ]);
-  await run([
-    'dd',
-    `if=${device}`,
-    `of=${back}`,
-    'bs=1M',
-    `skip=${offsetMiB}`,
-    'count=1',
-    'iflag=direct',
-    'status=none',
-  ]);
-  assert.ok((await readFile(back)).equals(pattern), `the data read back from ${device} differs`);
-  await unlink(src);
-  await unlink(back);
-  return pattern;
-}
+const roundTrip = (device: string, offsetMiB: number) => directRoundTrip(DIR, device, offsetMiB);
 
 const pidOf = (dev: string) =>
   readFile(`/sys/block/${basename(dev)}/pid`, 'utf8').then(

@@ -1,8 +1,8 @@
 // Runs INSIDE the test VM (test/vm/nvme-nbd.test.ts): the nvmet exporter and the NVMe/TCP
 // connector against the guest kernel's own target and initiator, over its loopback and eth0.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { access, mkdir, readdir, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { access, mkdir, readdir, readFile, rm, truncate, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createNvmeConnector } from '../../../src/connectors/nvme.js';
@@ -16,6 +16,7 @@ import { ErrorCode } from '../../../src/util/errors.js';
 import { silentLogger } from '../../../src/util/logger.js';
 import { rejectsWith } from '../../harness/assert.js';
 import { run } from '../../harness/exec.js';
+import { roundTrip as directRoundTrip, fileVolume as makeFileVolume } from './io.js';
 
 const MiB = 1024 * 1024;
 const NVMET = '/sys/kernel/config/nvmet';
@@ -50,45 +51,9 @@ after(async () => {
   await rm(DIR, { recursive: true, force: true });
 });
 
-async function fileVolume(size = 64 * MiB): Promise<ExportTarget> {
-  const volumeId = randomUUID();
-  const path = join(DIR, `volume-${volumeId}`);
-  await writeFile(path, '');
-  await truncate(path, size);
-  return { volumeId, path, size };
-}
+const fileVolume = (size = 64 * MiB): Promise<ExportTarget> => makeFileVolume(DIR, size);
 
-/** 1 MiB of random data to `device` at `offsetMiB` with O_DIRECT, read back the same way. */
-async function roundTrip(device: string, offsetMiB: number): Promise<Buffer> {
-  const pattern = randomBytes(MiB);
-  const src = join(DIR, `pattern-${randomUUID()}`);
-  const back = `${src}.back`;
-  await writeFile(src, pattern);
-  await run([
-    'dd',
-    `if=${src}`,
-    `of=${device}`,
-    'bs=1M',
-    `seek=${offsetMiB}`,
-    'oflag=direct',
-    'conv=notrunc,fsync',
-    'status=none',
-  ]);
-  await run([
-    'dd',
-    `if=${device}`,
-    `of=${back}`,
-    'bs=1M',
-    `skip=${offsetMiB}`,
-    'count=1',
-    'iflag=direct',
-    'status=none',
-  ]);
-  assert.ok((await readFile(back)).equals(pattern), `the data read back from ${device} differs`);
-  await unlink(src);
-  await unlink(back);
-  return pattern;
-}
+const roundTrip = (device: string, offsetMiB: number) => directRoundTrip(DIR, device, offsetMiB);
 
 /** Controllers of subsystem `nqn` on this host, with their states. */
 async function controllers(nqn: string): Promise<Array<{ name: string; state: string }>> {
