@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend, Cairn, OpenOptions, Volume } from '../../src/index.js';
 import { loopBackingFile, MiB } from '../harness/blockdev.js';
 import { loopsUnder } from '../harness/loops.js';
@@ -79,8 +81,18 @@ export { MiB };
 
 /** Every file and directory under `dir`, relative, sorted. */
 async function listTree(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
-  return entries.map((e) => relative(dir, join(e.parentPath, e.name))).sort();
+  // A FUSE mount under `dir` (rbd-fuse) can fail a listing for a moment while its daemon is
+  // busy: retried, and a listing that keeps failing is an error, never an empty tree.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+      return entries.map((e) => relative(dir, join(e.parentPath, e.name))).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(dir)) return [];
+      if (attempt >= 5) throw err;
+      await sleep(200);
+    }
+  }
 }
 
 /**
